@@ -1,0 +1,386 @@
+package device
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"smartboxd/store"
+)
+
+// Store is what the box needs of its database: transactions over the typed
+// records, and the keyed hash codes are indexed by. *store.DB implements it.
+type Store interface {
+	Update(fn func(tx *store.Tx) error) error
+	View(fn func(tx *store.Tx) error) error
+	CodeHash(code string) []byte
+}
+
+// Locker pulses a bin's lock. *locks.Bank implements it.
+type Locker interface {
+	Unlock(bin int) error
+}
+
+// Feedback tells the person at the keypad how an entry went. Optional.
+type Feedback interface {
+	Accepted()
+	Rejected()
+}
+
+var _ Store = (*store.DB)(nil)
+
+// BinSpec is a bin as wired: whether a door sensor and a reader watch it.
+type BinSpec struct {
+	ID        int
+	HasDoor   bool
+	HasReader bool
+}
+
+// Config is what New needs.
+type Config struct {
+	BoxID   string
+	Version string
+	BootID  string
+	Bins    []BinSpec
+	// Readers maps a reader's name (its port) to the bin it watches.
+	Readers map[string]int
+
+	FobAbsent       time.Duration // how long a reader takes to report a fob gone
+	DropoffTimeout  time.Duration // how long an opened bin waits
+	InventorySettle time.Duration // how long a reader's view must hold before the state follows it
+	LateAfter       time.Duration // a transition later than this carries a delay warning
+
+	LockoutAfter int
+	LockoutBase  time.Duration
+	LockoutMax   time.Duration
+
+	RequireSync bool        // time-bound codes fail closed while the clock is unsynchronised
+	Synced      func() bool // nil: always synchronised
+
+	MaxAccessCodes int
+
+	Store    Store
+	Locks    Locker
+	Feedback Feedback
+	Clock    clockwork.Clock
+	Logger   *slog.Logger
+}
+
+// Box is the decision loop that owns the box's state machine. Its inputs
+// (keypad entries, fob and door reports, commands) are serialised on one
+// goroutine, Run; every state change is committed with its events in one
+// store transaction before any lock moves.
+type Box struct {
+	cfg   Config
+	st    Store
+	clock clockwork.Clock
+	log   *slog.Logger
+
+	in      chan func()
+	stopped chan struct{}
+	timers  timerHeap
+	tseq    uint64
+
+	bins     map[int]*bin
+	binOrder []int
+	settings store.Settings
+	keypad   lockout
+	console  lockout
+	started  bool
+
+	version  atomic.Uint64
+	changed  chan struct{}
+	appended chan struct{}
+
+	schedTimer *timer
+
+	mu  sync.Mutex // guards pub and the settings copy State reads
+	pub []BinState
+}
+
+// New makes a box. It reads nothing until Run.
+func New(cfg Config) (*Box, error) {
+	if cfg.Store == nil || cfg.Locks == nil {
+		return nil, fmt.Errorf("device: a store and a locker are required")
+	}
+	if len(cfg.Bins) == 0 {
+		return nil, fmt.Errorf("device: no bins")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Synced == nil {
+		cfg.Synced = func() bool { return true }
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.FobAbsent, 600*time.Millisecond)
+	def(&cfg.DropoffTimeout, 60*time.Second)
+	def(&cfg.InventorySettle, 3*time.Second)
+	def(&cfg.LateAfter, time.Minute)
+	def(&cfg.LockoutBase, 30*time.Second)
+	def(&cfg.LockoutMax, 900*time.Second)
+	if cfg.LockoutAfter <= 0 {
+		cfg.LockoutAfter = 5
+	}
+	if cfg.MaxAccessCodes <= 0 {
+		cfg.MaxAccessCodes = 200_000
+	}
+	b := &Box{
+		cfg: cfg, st: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
+		in:       make(chan func(), 1024),
+		stopped:  make(chan struct{}),
+		bins:     map[int]*bin{},
+		changed:  make(chan struct{}, 1),
+		appended: make(chan struct{}, 1),
+	}
+	for _, s := range cfg.Bins {
+		if s.ID <= 0 {
+			return nil, fmt.Errorf("device: bin id %d", s.ID)
+		}
+		if _, dup := b.bins[s.ID]; dup {
+			return nil, fmt.Errorf("device: bin %d twice", s.ID)
+		}
+		b.bins[s.ID] = &bin{spec: s, rec: store.Bin{ID: s.ID}, door: "unknown"}
+		if !s.HasDoor {
+			b.bins[s.ID].door = "unknown"
+		}
+		b.binOrder = append(b.binOrder, s.ID)
+	}
+	b.keypad = lockout{after: cfg.LockoutAfter, base: cfg.LockoutBase, max: cfg.LockoutMax}
+	b.console = b.keypad
+	b.console.isConsole = true
+	return b, nil
+}
+
+// Run loads the durable state, records device.started and serves inputs
+// until ctx ends. A canceled context is not an error.
+func (b *Box) Run(ctx context.Context) error {
+	defer close(b.stopped)
+	if err := b.start(); err != nil {
+		return err
+	}
+	wake := b.clock.NewTimer(time.Hour)
+	defer wake.Stop()
+	for {
+		b.runDue()
+		if next := b.timers.peek(); next != nil {
+			wake.Reset(max(b.clock.Until(next.at), 0))
+		} else {
+			wake.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-b.in:
+			b.runDue()
+			f()
+		case <-wake.Chan():
+		}
+	}
+}
+
+// Stopped is closed once Run has returned.
+func (b *Box) Stopped() <-chan struct{} { return b.stopped }
+
+// start loads bins, settings and lockouts, and writes device.started.
+func (b *Box) start() error {
+	now := b.clock.Now()
+	err := b.st.Update(func(tx *store.Tx) error {
+		for _, id := range b.binOrder {
+			rec, err := tx.Bin(id)
+			if err != nil {
+				return err
+			}
+			b.bins[id].rec = rec
+		}
+		var err error
+		if b.settings, err = tx.Settings(); err != nil {
+			return err
+		}
+		for _, l := range []*lockout{&b.keypad, &b.console} {
+			rec, err := tx.Lockout(l.isConsole)
+			if err != nil {
+				return err
+			}
+			l.restore(rec, now, b.cfg.Synced())
+		}
+		_, err = tx.Append("device.started", now, map[string]string{"boot_id": b.cfg.BootID, "version": b.cfg.Version})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("device: start: %w", err)
+	}
+	if v := b.version.Load(); v == 0 {
+		b.version.Store(b.bootVersion())
+	}
+	b.started = true
+	b.publishBins()
+	b.notifyAppended()
+	b.armSchedule(0)
+	return nil
+}
+
+// bootVersion starts the state version above anything an earlier boot of
+// the same database published: the boot count in the high bits.
+func (b *Box) bootVersion() uint64 {
+	if db, ok := b.st.(interface{ Boot() uint64 }); ok {
+		return db.Boot() << 32
+	}
+	return 1
+}
+
+// post hands f to the loop. It blocks while the loop's queue is full, and
+// drops f once the loop has stopped.
+func (b *Box) post(f func()) {
+	select {
+	case b.in <- f:
+	case <-b.stopped:
+	}
+}
+
+// call runs f on the loop and waits for it.
+func (b *Box) call(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case b.in <- func() { defer close(done); f() }:
+	case <-b.stopped:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-b.stopped:
+		select {
+		case <-done:
+			return nil
+		default:
+			return ErrStopped
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush waits until the loop has handled every input posted before it and
+// every timer due by now.
+func (b *Box) Flush(ctx context.Context) error { return b.call(ctx, func() {}) }
+
+// Changed signals (coalesced) that the state document changed.
+func (b *Box) Changed() <-chan struct{} { return b.changed }
+
+// Appended signals (coalesced) that events were committed to the outbox.
+func (b *Box) Appended() <-chan struct{} { return b.appended }
+
+func (b *Box) notifyChanged() {
+	b.version.Add(1)
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Box) notifyAppended() {
+	select {
+	case b.appended <- struct{}{}:
+	default:
+	}
+}
+
+// OutboxChanged tells the box that events left the outbox, so the state
+// document's outbox figures changed.
+func (b *Box) OutboxChanged() { b.notifyChanged() }
+
+// commit runs fn in one store transaction; when it commits, the state
+// document is republished and the outbox drain woken.
+func (b *Box) commit(fn func(tx *store.Tx) error) error {
+	err := b.st.Update(fn)
+	if err != nil {
+		var coded *Error
+		if !asError(err, &coded) {
+			b.log.Error("store write failed", "err", err)
+		}
+		return err
+	}
+	b.notifyAppended()
+	return nil
+}
+
+// ---- timers ----
+
+type timer struct {
+	at      time.Time
+	seq     uint64
+	fn      func()
+	idx     int
+	stopped bool
+}
+
+// Stop cancels the timer; stopping a fired or stopped timer does nothing.
+func (t *timer) Stop() {
+	if t != nil {
+		t.stopped = true
+	}
+}
+
+type timerHeap []*timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].at.Equal(h[j].at) {
+		return h[i].seq < h[j].seq
+	}
+	return h[i].at.Before(h[j].at)
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *timerHeap) Push(x any)   { t := x.(*timer); t.idx = len(*h); *h = append(*h, t) }
+func (h *timerHeap) Pop() any     { old := *h; t := old[len(old)-1]; *h = old[:len(old)-1]; return t }
+func (h timerHeap) peek() *timer {
+	if len(h) == 0 {
+		return nil
+	}
+	return h[0]
+}
+
+// after runs fn on the loop once d has passed (by the box's clock).
+func (b *Box) after(d time.Duration, fn func()) *timer {
+	b.tseq++
+	t := &timer{at: b.clock.Now().Add(d), seq: b.tseq, fn: fn}
+	heap.Push(&b.timers, t)
+	return t
+}
+
+// runDue fires every timer that is due.
+func (b *Box) runDue() {
+	now := b.clock.Now()
+	for {
+		t := b.timers.peek()
+		if t == nil {
+			return
+		}
+		if t.stopped {
+			heap.Pop(&b.timers)
+			continue
+		}
+		if t.at.After(now) {
+			return
+		}
+		heap.Pop(&b.timers)
+		t.stopped = true
+		t.fn()
+	}
+}

@@ -1,0 +1,53 @@
+package device
+
+import (
+	"time"
+
+	"smartboxd/store"
+)
+
+// txc is one decision being committed: the store transaction, the time the
+// decision is taken at, and what the loop does once (and only if) it commits.
+type txc struct {
+	tx    *store.Tx
+	now   time.Time
+	after []func()
+}
+
+// event appends an event to the outbox in this transaction.
+func (c *txc) event(typ string, data any) error {
+	_, err := c.tx.Append(typ, c.now, data)
+	return err
+}
+
+// onCommit runs f on the loop after the transaction commits.
+func (c *txc) onCommit(f func()) { c.after = append(c.after, f) }
+
+// putBin writes x's new record and updates the loop's copy on commit.
+func (c *txc) putBin(x *bin, rec store.Bin) error {
+	rec.ID = x.spec.ID
+	if err := c.tx.PutBin(rec); err != nil {
+		return err
+	}
+	c.onCommit(func() { x.rec = rec })
+	return nil
+}
+
+// txn runs fn as one decision: every state change it makes and every event
+// it appends commit together, and its onCommit work runs only after that. It
+// is called on the loop only.
+func (b *Box) txn(fn func(c *txc) error) error {
+	var c *txc
+	err := b.commit(func(tx *store.Tx) error {
+		c = &txc{tx: tx, now: b.clock.Now()}
+		return fn(c)
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range c.after {
+		f()
+	}
+	b.publishBins()
+	return nil
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EventOverflow is the type of the event that reports outbox overflow.
+const EventOverflow = "outbox.overflow"
+
+// Append adds an event to the outbox (and the history) and returns it with
+// its id and seq. When the outbox is full, the oldest events are dropped and
+// an outbox.overflow event saying how many goes before this one.
+func (t *Tx) Append(typ string, at time.Time, data any) (Event, error) {
+	depth := getU64(t.meta, metaOutboxDepth)
+	if max := uint64(t.d.opts.MaxEvents); depth+1 > max {
+		drop := depth + 2 - max // room for the overflow event and this one
+		dropped, err := t.dropOldest(drop)
+		if err != nil {
+			return Event{}, err
+		}
+		if _, err := t.append(EventOverflow, at, map[string]uint64{"dropped": dropped}); err != nil {
+			return Event{}, err
+		}
+	}
+	return t.append(typ, at, data)
+}
+
+func (t *Tx) append(typ string, at time.Time, data any) (Event, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, fmt.Errorf("store: encode %s event: %w", typ, err)
+	}
+	seq, err := t.outbox.NextSequence()
+	if err != nil {
+		return Event{}, fmt.Errorf("store: outbox sequence: %w", err)
+	}
+	var id [12]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return Event{}, fmt.Errorf("store: event id: %w", err)
+	}
+	ev := Event{ID: hex.EncodeToString(id[:]), BoxID: t.d.opts.BoxID, Seq: seq, Type: typ, At: at.UTC().Truncate(time.Millisecond), Data: raw}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return Event{}, fmt.Errorf("store: encode event: %w", err)
+	}
+	if err := t.outbox.Put(be64(seq), payload); err != nil {
+		return Event{}, fmt.Errorf("store: append event: %w", err)
+	}
+	if err := addU64(t.meta, metaOutboxDepth, 1); err != nil {
+		return Event{}, err
+	}
+	if err := t.history.Put(be64(seq), payload); err != nil {
+		return Event{}, fmt.Errorf("store: history: %w", err)
+	}
+	c := t.history.Cursor()
+	for k, _ := c.First(); k != nil && seq-binary.BigEndian.Uint64(k) >= uint64(t.d.opts.History); k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return Event{}, fmt.Errorf("store: trim history: %w", err)
+		}
+	}
+	return ev, nil
+}
+
+func (t *Tx) dropOldest(n uint64) (uint64, error) {
+	var dropped uint64
+	c := t.outbox.Cursor()
+	for k, _ := c.First(); k != nil && dropped < n; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return dropped, fmt.Errorf("store: drop events: %w", err)
+		}
+		dropped++
+	}
+	return dropped, addU64(t.meta, metaOutboxDepth, -int64(dropped))
+}
+
+// Record is an outbox entry ready to publish.
+type Record struct {
+	Seq     uint64
+	Payload []byte // the event's JSON
+}
+
+// Pending returns up to max unacked events with seq > after, in seq order.
+func (d *DB) Pending(after uint64, max int) ([]Record, error) {
+	var out []Record
+	err := d.View(func(t *Tx) error {
+		c := t.outbox.Cursor()
+		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			out = append(out, Record{Seq: binary.BigEndian.Uint64(k), Payload: bytes.Clone(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Ack removes every event with seq <= upto and returns how many went.
+func (d *DB) Ack(upto uint64) (int, error) {
+	n := 0
+	err := d.Update(func(t *Tx) error {
+		n = 0
+		c := t.outbox.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upto; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("store: ack: %w", err)
+			}
+			n++
+		}
+		if upto > getU64(t.meta, metaAcked) {
+			if err := putU64(t.meta, metaAcked, upto); err != nil {
+				return err
+			}
+		}
+		return addU64(t.meta, metaOutboxDepth, -int64(n))
+	})
+	return n, err
+}
+
+// AckSeqs removes the events with the given seqs (acked one by one, as a
+// broker's PUBACKs come).
+func (d *DB) AckSeqs(seqs []uint64) error {
+	return d.Update(func(t *Tx) error {
+		n := 0
+		for _, s := range seqs {
+			if t.outbox.Get(be64(s)) == nil {
+				continue
+			}
+			if err := t.outbox.Delete(be64(s)); err != nil {
+				return fmt.Errorf("store: ack: %w", err)
+			}
+			n++
+			if s > getU64(t.meta, metaAcked) {
+				if err := putU64(t.meta, metaAcked, s); err != nil {
+					return err
+				}
+			}
+		}
+		return addU64(t.meta, metaOutboxDepth, -int64(n))
+	})
+}
+
+// OutboxStats describes the outbox.
+type OutboxStats struct {
+	Depth    int       // events not yet acked
+	OldestAt time.Time // when the oldest of them happened (zero if none)
+	LastSeq  uint64    // the seq of the newest event ever written
+	Acked    uint64    // the highest seq acked
+}
+
+// OutboxStats reads the outbox's figures.
+func (t *Tx) OutboxStats() OutboxStats {
+	s := OutboxStats{
+		Depth:   int(getU64(t.meta, metaOutboxDepth)),
+		LastSeq: t.outbox.Sequence(),
+		Acked:   getU64(t.meta, metaAcked),
+	}
+	if _, v := t.outbox.Cursor().First(); v != nil {
+		var ev struct {
+			At time.Time `json:"at"`
+		}
+		if json.Unmarshal(v, &ev) == nil {
+			s.OldestAt = ev.At
+		}
+	}
+	return s
+}
+
+// Outbox reads the outbox's figures in a transaction of its own.
+func (d *DB) OutboxStats() (OutboxStats, error) {
+	var s OutboxStats
+	err := d.View(func(t *Tx) error { s = t.OutboxStats(); return nil })
+	return s, err
+}
+
+// Recent returns the last n events written (acked or not), oldest first.
+func (d *DB) Recent(n int) ([]Event, error) {
+	var out []Event
+	err := d.View(func(t *Tx) error {
+		c := t.history.Cursor()
+		var raws [][]byte
+		for k, v := c.Last(); k != nil && len(raws) < n; k, v = c.Prev() {
+			raws = append(raws, v)
+		}
+		for i := len(raws) - 1; i >= 0; i-- {
+			var ev Event
+			if err := json.Unmarshal(raws[i], &ev); err != nil {
+				return fmt.Errorf("store: decode event: %w", err)
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}

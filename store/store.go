@@ -1,0 +1,269 @@
+package store
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// File names inside the data directory.
+const (
+	DBFile     = "smartbox.db"
+	SecretFile = "secret"
+)
+
+// SchemaVersion is the layout this package writes. Open migrates older files.
+const SchemaVersion = 1
+
+const secretSize = 32
+
+var (
+	// ErrLocked is returned by Open when another process holds the database.
+	ErrLocked = errors.New("store: database is in use by another process")
+	// ErrNewerSchema is returned by Open when the file was written by a newer
+	// smartboxd than this one.
+	ErrNewerSchema = errors.New("store: database schema is newer than this daemon")
+	// ErrBadSecret is returned by Open when the secret file is not a secret.
+	ErrBadSecret = errors.New("store: secret file is corrupt")
+)
+
+// Bucket names.
+var (
+	bucketMeta      = []byte("meta")
+	bucketBins      = []byte("bins")
+	bucketKeys      = []byte("keys")
+	bucketFobs      = []byte("fobs")     // fob serial -> key id
+	bucketCodes     = []byte("codes")    // access code id -> AccessCode
+	bucketCodeIndex = []byte("codeidx")  // keyed hash -> kind + id
+	bucketSchedule  = []byte("schedule") // be64 unix nanos + id -> nil
+	bucketOutbox    = []byte("outbox")   // be64 seq -> Event
+	bucketHistory   = []byte("history")  // be64 seq -> Event (the last few)
+	bucketReplies   = []byte("replies")  // command id -> reply
+	bucketReplyLog  = []byte("replylog") // be64 n -> command id
+
+	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
+		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog}
+)
+
+// Meta keys.
+var (
+	metaSchema      = []byte("schema")
+	metaSettings    = []byte("settings")
+	metaLockout     = []byte("lockout")
+	metaConsoleLock = []byte("console_lockout")
+	metaBoots       = []byte("boots")
+	metaOutboxDepth = []byte("outbox_depth")
+	metaKeyCount    = []byte("key_count")
+	metaCodeCount   = []byte("code_count")
+	metaSnapshot    = []byte("snapshot_version")
+	metaAcked       = []byte("acked")
+)
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	BoxID     string        // written into every event
+	Timeout   time.Duration // how long to wait for the file lock; default 1 s
+	MaxEvents int           // outbox bound; default 1,000,000
+	History   int           // events kept for the console; default 1000
+	Replies   int           // command replies kept; default 10,000
+	NoSync    bool          // skip fsync: tests and benchmarks of non-durable paths only
+}
+
+// DB is an open SmartBox database.
+type DB struct {
+	db     *bolt.DB
+	secret []byte
+	opts   Options
+	boot   uint64
+}
+
+// Open opens (creating when missing) the data directory, its secret and the
+// database in it, and migrates the schema.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 1_000_000
+	}
+	if opts.History <= 0 {
+		opts.History = 1000
+	}
+	if opts.Replies <= 0 {
+		opts.Replies = 10_000
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data dir: %w", err)
+	}
+	secret, err := loadSecret(filepath.Join(dir, SecretFile))
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, DBFile)
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.Timeout,
+		FreelistType: bolt.FreelistMapType,
+		NoSync:       opts.NoSync,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	d := &DB{db: bdb, secret: secret, opts: opts}
+	if err := d.migrate(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadSecret reads the per-box secret, making it on first use.
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = make([]byte, secretSize)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("store: make secret: %w", err)
+		}
+		tmp := path + ".tmp"
+		if err := writeFileSync(tmp, b, 0o600); err != nil {
+			return nil, fmt.Errorf("store: write secret: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return nil, fmt.Errorf("store: write secret: %w", err)
+		}
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read secret: %w", err)
+	}
+	if len(b) != secretSize {
+		return nil, fmt.Errorf("%w: %s has %d bytes, want %d", ErrBadSecret, path, len(b), secretSize)
+	}
+	return b, nil
+}
+
+func writeFileSync(path string, b []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// migrate brings the file to SchemaVersion and counts this boot.
+func (d *DB) migrate() error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		v := getU64(meta, metaSchema)
+		if v > SchemaVersion {
+			return fmt.Errorf("%w: file has %d, daemon knows %d", ErrNewerSchema, v, SchemaVersion)
+		}
+		// Version 0 -> 1: the initial layout.
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: migrate: %w", err)
+			}
+		}
+		if err := putU64(meta, metaSchema, SchemaVersion); err != nil {
+			return err
+		}
+		d.boot = getU64(meta, metaBoots) + 1
+		return putU64(meta, metaBoots, d.boot)
+	})
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Path is the database file's path.
+func (d *DB) Path() string { return d.db.Path() }
+
+// Boot is how many times the database has been opened, this time included.
+func (d *DB) Boot() uint64 { return d.boot }
+
+// Bolt is the underlying bbolt handle, for offline maintenance (check,
+// compact) only.
+func (d *DB) Bolt() *bolt.DB { return d.db }
+
+// CodeHash is the keyed hash under which a code is indexed.
+func (d *DB) CodeHash(code string) []byte {
+	m := hmac.New(sha256.New, d.secret)
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+// Update runs fn in a read-write transaction, committed (and fsync'd) when fn
+// returns nil and rolled back otherwise.
+func (d *DB) Update(fn func(tx *Tx) error) error {
+	return d.db.Update(func(btx *bolt.Tx) error {
+		return fn(d.wrap(btx))
+	})
+}
+
+// View runs fn in a read-only transaction.
+func (d *DB) View(fn func(tx *Tx) error) error {
+	return d.db.View(func(btx *bolt.Tx) error {
+		return fn(d.wrap(btx))
+	})
+}
+
+func (d *DB) wrap(btx *bolt.Tx) *Tx {
+	return &Tx{tx: btx, d: d,
+		meta: btx.Bucket(bucketMeta), bins: btx.Bucket(bucketBins), keys: btx.Bucket(bucketKeys),
+		fobs: btx.Bucket(bucketFobs), codes: btx.Bucket(bucketCodes), codeIdx: btx.Bucket(bucketCodeIndex),
+		sched: btx.Bucket(bucketSchedule), outbox: btx.Bucket(bucketOutbox), history: btx.Bucket(bucketHistory),
+		replies: btx.Bucket(bucketReplies), replyLog: btx.Bucket(bucketReplyLog)}
+}
+
+func be64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+func getU64(b *bolt.Bucket, k []byte) uint64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putU64(b *bolt.Bucket, k []byte, n uint64) error {
+	if err := b.Put(k, be64(n)); err != nil {
+		return fmt.Errorf("store: put %s: %w", k, err)
+	}
+	return nil
+}
+
+func addU64(b *bolt.Bucket, k []byte, delta int64) error {
+	n := int64(getU64(b, k)) + delta
+	if n < 0 {
+		n = 0
+	}
+	return putU64(b, k, uint64(n))
+}

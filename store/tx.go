@@ -1,0 +1,340 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Tx is a transaction with typed access to the box's records. Its methods
+// keep the fob index, the code index, the schedule and the counters in step
+// with the records they index.
+type Tx struct {
+	tx *bolt.Tx
+	d  *DB
+
+	meta, bins, keys, fobs, codes, codeIdx, sched, outbox, history, replies, replyLog *bolt.Bucket
+}
+
+func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
+	raw := b.Get(k)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("store: decode %s/%s: %w", "record", k, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %s: %w", k, err)
+	}
+	if err := b.Put(k, raw); err != nil {
+		return fmt.Errorf("store: put %s: %w", k, err)
+	}
+	return nil
+}
+
+func binKey(id int) []byte { return be64(uint64(id)) }
+
+// Bin returns bin id's record; a bin never written is empty.
+func (t *Tx) Bin(id int) (Bin, error) {
+	b := Bin{ID: id}
+	_, err := getJSON(t.bins, binKey(id), &b)
+	b.ID = id
+	return b, err
+}
+
+// PutBin writes a bin's record.
+func (t *Tx) PutBin(b Bin) error { return putJSON(t.bins, binKey(b.ID), b) }
+
+// Key returns the key with id, or nil when there is none.
+func (t *Tx) Key(id string) (*Key, error) {
+	var k Key
+	ok, err := getJSON(t.keys, []byte(id), &k)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// KeyByFob returns the id of the key that owns serial, or "".
+func (t *Tx) KeyByFob(serial string) string {
+	return string(t.fobs.Get([]byte(serial)))
+}
+
+// PutKey writes k, moving its fob and key-code index entries when they
+// changed. It does not check ownership conflicts: the caller has.
+func (t *Tx) PutKey(k *Key) error {
+	old, err := t.Key(k.ID)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		if err := addU64(t.meta, metaKeyCount, 1); err != nil {
+			return err
+		}
+	} else {
+		if err := t.unindexKey(old, k); err != nil {
+			return err
+		}
+	}
+	if k.Fob != "" && (old == nil || old.Fob != k.Fob) {
+		if err := t.fobs.Put([]byte(k.Fob), []byte(k.ID)); err != nil {
+			return fmt.Errorf("store: index fob: %w", err)
+		}
+	}
+	if len(k.CodeHash) > 0 && (old == nil || !bytes.Equal(old.CodeHash, k.CodeHash)) {
+		if err := t.codeIdx.Put(k.CodeHash, owner(OwnerKey, k.ID)); err != nil {
+			return fmt.Errorf("store: index key code: %w", err)
+		}
+	}
+	return putJSON(t.keys, []byte(k.ID), k)
+}
+
+// unindexKey drops old's index entries that next (nil: deleting) no longer has.
+func (t *Tx) unindexKey(old, next *Key) error {
+	if old.Fob != "" && (next == nil || next.Fob != old.Fob) && t.KeyByFob(old.Fob) == old.ID {
+		if err := t.fobs.Delete([]byte(old.Fob)); err != nil {
+			return fmt.Errorf("store: unindex fob: %w", err)
+		}
+	}
+	if len(old.CodeHash) > 0 && (next == nil || !bytes.Equal(next.CodeHash, old.CodeHash)) {
+		if o, ok := t.CodeOwner(old.CodeHash); ok && o.Kind == OwnerKey && o.ID == old.ID {
+			if err := t.codeIdx.Delete(old.CodeHash); err != nil {
+				return fmt.Errorf("store: unindex key code: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteKey removes a key and its index entries.
+func (t *Tx) DeleteKey(id string) error {
+	old, err := t.Key(id)
+	if err != nil || old == nil {
+		return err
+	}
+	if err := t.unindexKey(old, nil); err != nil {
+		return err
+	}
+	if err := addU64(t.meta, metaKeyCount, -1); err != nil {
+		return err
+	}
+	return t.keys.Delete([]byte(id))
+}
+
+// ForEachKey calls fn for every key in id order until fn returns an error.
+func (t *Tx) ForEachKey(fn func(*Key) error) error {
+	return t.keys.ForEach(func(_, v []byte) error {
+		var k Key
+		if err := json.Unmarshal(v, &k); err != nil {
+			return fmt.Errorf("store: decode key: %w", err)
+		}
+		return fn(&k)
+	})
+}
+
+// KeyCount is how many keys are stored.
+func (t *Tx) KeyCount() int { return int(getU64(t.meta, metaKeyCount)) }
+
+// AccessCodeCount is how many access codes are stored.
+func (t *Tx) AccessCodeCount() int { return int(getU64(t.meta, metaCodeCount)) }
+
+func owner(kind byte, id string) []byte {
+	return append([]byte{kind}, id...)
+}
+
+// CodeOwner returns what hash is the code of, if anything.
+func (t *Tx) CodeOwner(hash []byte) (CodeOwner, bool) {
+	v := t.codeIdx.Get(hash)
+	if len(v) < 1 {
+		return CodeOwner{}, false
+	}
+	return CodeOwner{Kind: v[0], ID: string(v[1:])}, true
+}
+
+// AccessCode returns the access code with id, or nil.
+func (t *Tx) AccessCode(id string) (*AccessCode, error) {
+	var a AccessCode
+	ok, err := getJSON(t.codes, []byte(id), &a)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func schedKey(at time.Time, id string) []byte {
+	k := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano())^(1<<63))
+	return append(k, id...)
+}
+
+// PutAccessCode writes a, moving its code index and schedule entries.
+func (t *Tx) PutAccessCode(a *AccessCode) error {
+	old, err := t.AccessCode(a.ID)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		if err := addU64(t.meta, metaCodeCount, 1); err != nil {
+			return err
+		}
+	} else if err := t.unindexCode(old); err != nil {
+		return err
+	}
+	if err := t.codeIdx.Put(a.CodeHash, owner(OwnerAccessCode, a.ID)); err != nil {
+		return fmt.Errorf("store: index code: %w", err)
+	}
+	if at := a.NextTransition(); !at.IsZero() {
+		if err := t.sched.Put(schedKey(at, a.ID), nil); err != nil {
+			return fmt.Errorf("store: schedule: %w", err)
+		}
+	}
+	return putJSON(t.codes, []byte(a.ID), a)
+}
+
+func (t *Tx) unindexCode(old *AccessCode) error {
+	if o, ok := t.CodeOwner(old.CodeHash); ok && o.Kind == OwnerAccessCode && o.ID == old.ID {
+		if err := t.codeIdx.Delete(old.CodeHash); err != nil {
+			return fmt.Errorf("store: unindex code: %w", err)
+		}
+	}
+	if at := old.NextTransition(); !at.IsZero() {
+		if err := t.sched.Delete(schedKey(at, old.ID)); err != nil {
+			return fmt.Errorf("store: unschedule: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteAccessCode removes an access code with its index and schedule entries.
+func (t *Tx) DeleteAccessCode(id string) error {
+	old, err := t.AccessCode(id)
+	if err != nil || old == nil {
+		return err
+	}
+	if err := t.unindexCode(old); err != nil {
+		return err
+	}
+	if err := addU64(t.meta, metaCodeCount, -1); err != nil {
+		return err
+	}
+	return t.codes.Delete([]byte(id))
+}
+
+// ForEachAccessCode calls fn for every access code in id order.
+func (t *Tx) ForEachAccessCode(fn func(*AccessCode) error) error {
+	return t.codes.ForEach(func(_, v []byte) error {
+		var a AccessCode
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("store: decode access code: %w", err)
+		}
+		return fn(&a)
+	})
+}
+
+// ScheduleEntry is one pending access-code transition.
+type ScheduleEntry struct {
+	At time.Time
+	ID string
+}
+
+// Due returns up to max transitions due at or before now, earliest first,
+// and the time of the first one after them (zero when there is none).
+func (t *Tx) Due(now time.Time, max int) (due []ScheduleEntry, next time.Time) {
+	c := t.sched.Cursor()
+	limit := schedKey(now, "")
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])^(1<<63))).UTC()
+		if bytes.Compare(k[:8], limit[:8]) > 0 || len(due) >= max {
+			return due, at
+		}
+		due = append(due, ScheduleEntry{At: at, ID: string(k[8:])})
+	}
+	return due, time.Time{}
+}
+
+// Unschedule drops a schedule entry.
+func (t *Tx) Unschedule(e ScheduleEntry) error {
+	if err := t.sched.Delete(schedKey(e.At, e.ID)); err != nil {
+		return fmt.Errorf("store: unschedule: %w", err)
+	}
+	return nil
+}
+
+// Settings returns the box settings.
+func (t *Tx) Settings() (Settings, error) {
+	var s Settings
+	_, err := getJSON(t.meta, metaSettings, &s)
+	return s, err
+}
+
+// PutSettings writes the box settings.
+func (t *Tx) PutSettings(s Settings) error { return putJSON(t.meta, metaSettings, s) }
+
+// Lockout returns the keypad's lockout state, or the console's with console.
+func (t *Tx) Lockout(console bool) (Lockout, error) {
+	var l Lockout
+	_, err := getJSON(t.meta, lockoutKey(console), &l)
+	return l, err
+}
+
+// PutLockout writes the keypad's (or the console's) lockout state.
+func (t *Tx) PutLockout(console bool, l Lockout) error {
+	return putJSON(t.meta, lockoutKey(console), l)
+}
+
+func lockoutKey(console bool) []byte {
+	if console {
+		return metaConsoleLock
+	}
+	return metaLockout
+}
+
+// SnapshotVersion is the version of the last snapshot applied.
+func (t *Tx) SnapshotVersion() string { return string(t.meta.Get(metaSnapshot)) }
+
+// Reply returns the stored reply to command id, if there is one.
+func (t *Tx) Reply(id string) ([]byte, bool) {
+	v := t.replies.Get([]byte(id))
+	if v == nil {
+		return nil, false
+	}
+	return bytes.Clone(v), true
+}
+
+// PutReply stores the reply to command id, dropping the oldest replies past
+// the bound.
+func (t *Tx) PutReply(id string, reply []byte) error {
+	if t.replies.Get([]byte(id)) == nil {
+		n, err := t.replyLog.NextSequence()
+		if err != nil {
+			return fmt.Errorf("store: reply log: %w", err)
+		}
+		if err := t.replyLog.Put(be64(n), []byte(id)); err != nil {
+			return fmt.Errorf("store: reply log: %w", err)
+		}
+		// Reply log keys are consecutive: the oldest is the first.
+		c := t.replyLog.Cursor()
+		for k, v := c.First(); k != nil && n-binary.BigEndian.Uint64(k) >= uint64(t.d.opts.Replies); k, v = c.First() {
+			if err := t.replies.Delete(v); err != nil {
+				return fmt.Errorf("store: trim replies: %w", err)
+			}
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("store: trim replies: %w", err)
+			}
+		}
+	}
+	if err := t.replies.Put([]byte(id), reply); err != nil {
+		return fmt.Errorf("store: put reply: %w", err)
+	}
+	return nil
+}
