@@ -80,7 +80,7 @@ func ParseCommand(payload []byte) (Command, error) {
 		var loose struct {
 			ID string `json:"id"`
 		}
-		_ = json.Unmarshal(payload, &loose)
+		_ = json.NewDecoder(bytes.NewReader(payload)).Decode(&loose)
 		if len(loose.ID) > maxIDLen {
 			loose.ID = ""
 		}
