@@ -27,6 +27,9 @@ const SchemaVersion = 1
 
 const secretSize = 32
 
+// DefaultTimeout is how long Open waits for another process's lock.
+const DefaultTimeout = time.Second
+
 var (
 	// ErrLocked is returned by Open when another process holds the database.
 	ErrLocked = errors.New("store: database is in use by another process")
@@ -77,6 +80,9 @@ type Options struct {
 	History   int           // events kept for the console; default 1000
 	Replies   int           // command replies kept; default 10,000
 	NoSync    bool          // skip fsync: tests and benchmarks of non-durable paths only
+	// ReadOnly opens an existing database for reading only (offline
+	// inspection): nothing is created, migrated or counted.
+	ReadOnly bool
 }
 
 // DB is an open SmartBox database.
@@ -91,7 +97,7 @@ type DB struct {
 // database in it, and migrates the schema.
 func Open(dir string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
-		opts.Timeout = time.Second
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = 1_000_000
@@ -102,18 +108,26 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.Replies <= 0 {
 		opts.Replies = 10_000
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	path := filepath.Join(dir, DBFile)
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
-	secret, err := loadSecret(filepath.Join(dir, SecretFile))
-	if err != nil {
-		return nil, err
+	var secret []byte
+	if !opts.ReadOnly {
+		var err error
+		if secret, err = loadSecret(filepath.Join(dir, SecretFile)); err != nil {
+			return nil, err
+		}
 	}
-	path := filepath.Join(dir, DBFile)
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      opts.Timeout,
 		FreelistType: bolt.FreelistMapType,
 		NoSync:       opts.NoSync,
+		ReadOnly:     opts.ReadOnly,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
@@ -122,6 +136,9 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	d := &DB{db: bdb, secret: secret, opts: opts}
+	if opts.ReadOnly {
+		return d, nil
+	}
 	if err := d.migrate(); err != nil {
 		bdb.Close()
 		return nil, err

@@ -1,0 +1,231 @@
+// Package democloud is a small stand-in for the SmartBox cloud, for the
+// demo: an embedded MQTT broker, and a client of it that provisions a box
+// with a few keys and access codes when the box comes online, acks every
+// event, and prints each event and reply as a readable line.
+package democloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Config says where to listen and which box to serve.
+type Config struct {
+	Listen    string // e.g. 127.0.0.1:18830
+	BoxID     string
+	Prefix    string // topic prefix, default "smartbox"
+	Provision bool   // send the demo's keys and codes when the box is online
+	Out       io.Writer
+	Logger    *slog.Logger
+}
+
+// Provisioning is what the demo cloud sends a box that comes online. The
+// command ids are fixed, so sending them again on every start has no second
+// effect on the box.
+var Provisioning = []map[string]any{
+	{"id": "demo-1", "type": "settings.set", "data": map[string]any{"key_codes_enabled": true}},
+	{"id": "demo-2", "type": "key.upsert", "data": map[string]any{"key_id": "front-door", "name": "Front door", "description": "Blue fob, brass key", "serial_number": "0A1B2C3D4E"}},
+	{"id": "demo-3", "type": "key.upsert", "data": map[string]any{"key_id": "garage", "name": "Garage", "serial_number": "00C0FFEE42"}},
+	{"id": "demo-4", "type": "key.upsert", "data": map[string]any{"key_id": "guest-house", "name": "Guest house", "virtual": true, "key_code": "97531"}},
+	{"id": "demo-5", "type": "access_code.upsert", "data": map[string]any{"access_code_id": "host-dropoff", "code": "5678", "name": "Host drops the front door key", "type": "ongoing", "key_id": "front-door", "action": "dropoff"}},
+	{"id": "demo-6", "type": "access_code.upsert", "data": map[string]any{"access_code_id": "guest-pickup", "code": "1234", "name": "Guest picks it up", "type": "ongoing", "key_id": "front-door", "action": "pickup"}},
+	{"id": "demo-7", "type": "access_code.upsert", "data": map[string]any{"access_code_id": "cleaner-dropoff", "code": "4321", "name": "Cleaner returns the garage key", "type": "ongoing", "key_id": "garage", "action": "dropoff"}},
+}
+
+// Cloud is a running demo cloud.
+type Cloud struct {
+	cfg    Config
+	srv    *mqtt.Server
+	p      string
+	mu     sync.Mutex // guards out and acked
+	acked  uint64
+	work   chan func()
+	online bool
+}
+
+// Start starts the broker and the cloud client on it.
+func Start(cfg Config) (*Cloud, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "smartbox"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: cfg.Logger})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, err
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Listen})); err != nil {
+		return nil, fmt.Errorf("democloud: listen %s: %w", cfg.Listen, err)
+	}
+	if err := srv.Serve(); err != nil {
+		return nil, err
+	}
+	c := &Cloud{cfg: cfg, srv: srv, p: cfg.Prefix + "/" + cfg.BoxID, work: make(chan func(), 4096)}
+	go c.loop()
+	subs := []struct {
+		topic string
+		fn    func([]byte)
+	}{
+		{c.p + "/events", c.onEvent},
+		{c.p + "/cmd/reply", c.onReply},
+		{c.p + "/status", c.onStatus},
+	}
+	for i, s := range subs {
+		fn := s.fn
+		err := srv.Subscribe(s.topic, i+1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+			payload := append([]byte(nil), pk.Payload...)
+			c.work <- func() { fn(payload) } // never block the broker's goroutine on printing
+		})
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+	}
+	c.printf("cloud   listening on %s for box %s", cfg.Listen, cfg.BoxID)
+	return c, nil
+}
+
+// Close stops the broker.
+func (c *Cloud) Close() error {
+	err := c.srv.Close()
+	close(c.work)
+	return err
+}
+
+// Run serves until ctx ends.
+func (c *Cloud) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return c.Close()
+}
+
+func (c *Cloud) loop() {
+	for f := range c.work {
+		f()
+	}
+}
+
+// Acked is the highest event seq acked so far.
+func (c *Cloud) Acked() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acked
+}
+
+func (c *Cloud) printf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.cfg.Out, time.Now().Format("15:04:05")+" "+format+"\n", args...)
+}
+
+func (c *Cloud) publish(topic string, v any) {
+	raw, _ := json.Marshal(v)
+	if err := c.srv.Publish(topic, raw, false, 1); err != nil {
+		c.printf("cloud   publish %s: %v", topic, err)
+	}
+}
+
+func (c *Cloud) onStatus(payload []byte) {
+	var st struct {
+		Online  bool   `json:"online"`
+		Version string `json:"version"`
+	}
+	if json.Unmarshal(payload, &st) != nil {
+		return
+	}
+	if st.Online == c.online {
+		return
+	}
+	c.online = st.Online
+	if !st.Online {
+		c.printf("box     %s offline", c.cfg.BoxID)
+		return
+	}
+	c.printf("box     %s online (version %s)", c.cfg.BoxID, st.Version)
+	if c.cfg.Provision {
+		c.printf("cloud   provisioning %d commands", len(Provisioning))
+		for _, cmd := range Provisioning {
+			c.publish(c.p+"/cmd", cmd)
+		}
+	}
+}
+
+func (c *Cloud) onEvent(payload []byte) {
+	var ev struct {
+		Seq  uint64          `json:"seq"`
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(payload, &ev); err != nil || ev.Seq == 0 {
+		c.printf("event   malformed: %.80q", payload)
+		return
+	}
+	c.printf("event   #%-4d %-22s %s", ev.Seq, ev.Type, fields(ev.Data))
+	c.mu.Lock()
+	if ev.Seq > c.acked {
+		c.acked = ev.Seq
+	}
+	ack := c.acked
+	c.mu.Unlock()
+	c.publish(c.p+"/events/ack", map[string]uint64{"seq": ack})
+}
+
+func (c *Cloud) onReply(payload []byte) {
+	var r struct {
+		ID     string          `json:"id"`
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"`
+		Error  *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(payload, &r) != nil {
+		c.printf("reply   malformed: %.80q", payload)
+		return
+	}
+	if !r.OK && r.Error != nil {
+		c.printf("reply   %-8s ERR %s: %s", r.ID, r.Error.Code, r.Error.Message)
+		return
+	}
+	c.printf("reply   %-8s ok  %s", r.ID, fields(r.Result))
+}
+
+// fields prints a JSON object as sorted key=value pairs, scalars only.
+func fields(raw json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return string(raw)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		switch v := m[k].(type) {
+		case nil:
+			continue
+		case map[string]any, []any:
+			continue
+		case float64:
+			fmt.Fprintf(&b, "%s=%v ", k, v)
+		default:
+			fmt.Fprintf(&b, "%s=%v ", k, v)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
