@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Cross-compiles each package's tests for linux/arm (v7) and linux/arm64 and
+# runs them under qemu user emulation. Tests that need a broker or a
+# pseudo-terminal of the host run too: qemu-user passes system calls through.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v qemu-arm-static >/dev/null || ! command -v qemu-aarch64-static >/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static) >/dev/null
+	else
+		echo "test-arm: qemu-user-static is missing and we are not root" >&2
+		exit 1
+	fi
+fi
+bash .ci/install-deps.sh
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+# Packages whose tests run here; cmd/ tests build and run the daemon for the
+# host and are left to the host run.
+pkgs=$(go list ./... | grep -v -e '/cmd/' -e '/internal/deptest')
+fail=0
+for arch in arm arm64; do
+	qemu=qemu-aarch64-static
+	[ "$arch" = arm ] && qemu=qemu-arm-static
+	for pkg in $pkgs; do
+		name=$(echo "$pkg" | tr / _)
+		GOOS=linux GOARCH=$arch GOARM=7 CGO_ENABLED=0 go test -c -o "$out/$name.$arch" "$pkg" 2>&1
+		[ -f "$out/$name.$arch" ] || continue # no test files
+		dir=$(go list -f '{{.Dir}}' "$pkg")
+		if (cd "$dir" && "$qemu" "$out/$name.$arch" -test.short -test.count=1 >"$out/log" 2>&1); then
+			echo "ok   $arch $pkg"
+		else
+			echo "FAIL $arch $pkg"; cat "$out/log"; fail=1
+		fi
+	done
+done
+exit $fail
