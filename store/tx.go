@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -171,7 +172,21 @@ func (t *Tx) AccessCode(id string) (*AccessCode, error) {
 	return &a, nil
 }
 
+// Schedule keys hold Unix nanoseconds, which reach from 1677 to 2262. A time
+// outside that span is kept at its nearer end (UnixNano would wrap it round
+// to a wrong time, a year-9999 end coming due at once); since every time in
+// the span keeps its exact key, the order stays right.
+var (
+	schedMin = time.Unix(0, math.MinInt64)
+	schedMax = time.Unix(0, math.MaxInt64)
+)
+
 func schedKey(at time.Time, id string) []byte {
+	if at.Before(schedMin) {
+		at = schedMin
+	} else if at.After(schedMax) {
+		at = schedMax
+	}
 	k := make([]byte, 8, 8+len(id))
 	binary.BigEndian.PutUint64(k, uint64(at.UnixNano())^(1<<63))
 	return append(k, id...)
@@ -248,7 +263,8 @@ type ScheduleEntry struct {
 }
 
 // Due returns up to max transitions due at or before now, earliest first,
-// and the time of the first one after them (zero when there is none).
+// and the time of the first one after them (zero when there is none). A
+// transition outside 1677-2262 is reported at that span's nearer end.
 func (t *Tx) Due(now time.Time, max int) (due []ScheduleEntry, next time.Time) {
 	c := t.sched.Cursor()
 	limit := schedKey(now, "")
