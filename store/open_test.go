@@ -211,6 +211,9 @@ func TestOpenNotADatabase(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, DBFile), junk, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, SecretFile), bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	db, err := Open(dir, Options{Timeout: 100 * time.Millisecond})
 	if err == nil {
 		db.Close()
@@ -218,6 +221,27 @@ func TestOpenNotADatabase(t *testing.T) {
 	}
 	if errors.Is(err, ErrLocked) || errors.Is(err, ErrNewerSchema) || errors.Is(err, ErrBadSecret) {
 		t.Errorf("Open: %v: reported as the wrong failure", err)
+	}
+}
+
+// TestOpenRefusesLostSecret: a database whose secret is gone would match no
+// code again, silently; Open refuses it and makes no new secret.
+func TestOpenRefusesLostSecret(t *testing.T) {
+	dir := t.TempDir()
+	openAt(t, dir, Options{}).Close()
+	if err := os.Remove(filepath.Join(dir, SecretFile)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir, Options{})
+	if err == nil {
+		db.Close()
+		t.Fatal("opened a database without its secret")
+	}
+	if !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SecretFile)); !os.IsNotExist(err) {
+		t.Fatal("a new secret was made for an old database")
 	}
 }
 

@@ -18,8 +18,10 @@ const EventOverflow = "outbox.overflow"
 // an outbox.overflow event saying how many goes before this one.
 func (t *Tx) Append(typ string, at time.Time, data any) (Event, error) {
 	depth := getU64(t.meta, metaOutboxDepth)
-	if max := uint64(t.d.opts.MaxEvents); depth+1 > max {
-		drop := depth + 2 - max // room for the overflow event and this one
+	if limit := uint64(t.d.opts.MaxEvents); depth+1 > limit {
+		// Room for the overflow event and this one, and a batch more so a
+		// long outage leaves few overflow notices.
+		drop := min(depth, max(depth+2-limit, limit/100))
 		dropped, err := t.dropOldest(drop)
 		if err != nil {
 			return Event{}, err
@@ -103,6 +105,7 @@ func (d *DB) Ack(upto uint64) (int, error) {
 	n := 0
 	err := d.Update(func(t *Tx) error {
 		n = 0
+		upto := min(upto, t.outbox.Sequence()) // never ahead of what exists
 		c := t.outbox.Cursor()
 		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upto; k, _ = c.First() {
 			if err := c.Delete(); err != nil {

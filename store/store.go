@@ -36,7 +36,8 @@ var (
 	// ErrNewerSchema is returned by Open when the file was written by a newer
 	// smartboxd than this one.
 	ErrNewerSchema = errors.New("store: database schema is newer than this daemon")
-	// ErrBadSecret is returned by Open when the secret file is not a secret.
+	// ErrBadSecret is returned by Open when the secret file is not a secret,
+	// or is missing beside an existing database.
 	ErrBadSecret = errors.New("store: secret file is corrupt")
 )
 
@@ -118,8 +119,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	var secret []byte
 	if !opts.ReadOnly {
+		_, statErr := os.Stat(path)
 		var err error
-		if secret, err = loadSecret(filepath.Join(dir, SecretFile)); err != nil {
+		if secret, err = loadSecret(filepath.Join(dir, SecretFile), statErr == nil); err != nil {
 			return nil, err
 		}
 	}
@@ -146,9 +148,14 @@ func Open(dir string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-// loadSecret reads the per-box secret, making it on first use.
-func loadSecret(path string) ([]byte, error) {
+// loadSecret reads the per-box secret, making it on first use. A database
+// that exists without its secret is refused: every code hash in it would
+// silently stop matching.
+func loadSecret(path string, dbExists bool) ([]byte, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && dbExists {
+		return nil, fmt.Errorf("%w: %s is missing but the database exists: restore it, or remove the database to start afresh", ErrBadSecret, path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		b = make([]byte, secretSize)
 		if _, err := rand.Read(b); err != nil {
@@ -161,6 +168,9 @@ func loadSecret(path string) ([]byte, error) {
 		if err := os.Rename(tmp, path); err != nil {
 			return nil, fmt.Errorf("store: write secret: %w", err)
 		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("store: write secret: %w", err)
+		}
 		return b, nil
 	}
 	if err != nil {
@@ -170,6 +180,15 @@ func loadSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s has %d bytes, want %d", ErrBadSecret, path, len(b), secretSize)
 	}
 	return b, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func writeFileSync(path string, b []byte, mode os.FileMode) error {
