@@ -1,0 +1,92 @@
+// Command smartboxd is the SmartBox daemon: it reads fobs and keypad codes,
+// opens bins, keeps the box's state and syncs it with the cloud.
+//
+//	smartboxd -config FILE          run until SIGINT or SIGTERM
+//	smartboxd -config FILE -check   validate the config and exit
+//	smartboxd -version              print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"smartboxd/internal/config"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit status with the message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if err.Error() != "" {
+		fmt.Fprintln(os.Stderr, "smartboxd:", err)
+	}
+	os.Exit(code)
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("smartboxd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the config file (YAML)")
+	check := fs.Bool("check", false, "validate the config and exit: 0 if valid, 1 with one line per problem")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: errors.New("")}
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "smartboxd", version)
+		return nil
+	}
+	if *path == "" {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("-config is required")}
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		err = checkHardware(cfg)
+	}
+	if err != nil {
+		var probs *config.Problems
+		if errors.As(err, &probs) {
+			// One line per problem, each naming its field, and nothing else.
+			for _, p := range *probs {
+				fmt.Fprintln(stderr, p.String())
+			}
+			return &exitError{code: 1, err: errors.New("")}
+		}
+		return &exitError{code: 1, err: err}
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		return nil
+	}
+	if rest := fs.Args(); len(rest) > 0 {
+		return dbCommand(cfg, rest, stdout)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, stderr)
+}

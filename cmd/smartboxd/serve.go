@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.bug.st/serial"
+	"golang.org/x/sync/errgroup"
+
+	"smartboxd/console"
+	"smartboxd/device"
+	"smartboxd/fob"
+	"smartboxd/internal/config"
+	"smartboxd/internal/sdnotify"
+	"smartboxd/internal/sysclock"
+	"smartboxd/keypad"
+	"smartboxd/locks"
+	"smartboxd/store"
+	"smartboxd/sync/mqttlink"
+)
+
+// component is one part of the daemon with a Run(ctx) error.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// serve runs the daemon until ctx ends. Every lock is driven inert before
+// anything else, and again on the way out, panics included.
+func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	clock := clockwork.NewRealClock()
+
+	hw, err := openHardware(cfg)
+	if err != nil {
+		return err
+	}
+	sink := &lockSink{}
+	lockActive, _ := locks.ParsePolarity(cfg.Hardware.LockActive)
+	doorOpen, _ := locks.ParsePolarity(cfg.Hardware.DoorOpen)
+	bank, err := locks.New(locks.Config{
+		Bins: hw.bins, LockActive: lockActive, DoorOpen: doorOpen,
+		Pulse: cfg.Timing.LockPulse(), Rest: cfg.Timing.LockRest(), MaxEnergised: cfg.Timing.MaxEnergised,
+		DoorDebounce: cfg.Timing.DoorDebounce(), HeldOpen: cfg.Timing.DoorHeldOpen(),
+		Clock: clock, Logger: log.With("part", "locks"), Sink: sink,
+	})
+	if err != nil {
+		return fmt.Errorf("locks: %w", err)
+	}
+	defer bank.Halt()
+	defer func() {
+		if r := recover(); r != nil {
+			bank.Halt()
+			panic(r)
+		}
+	}()
+	if hw.sim != nil {
+		hw.sim.SetDoorPolarity(doorOpen)
+	}
+
+	db, err := store.Open(cfg.DataDir, store.Options{BoxID: cfg.BoxID, MaxEvents: cfg.Outbox.MaxEvents, Replies: cfg.Limits.Replies})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	var fb *keypad.Buzzer
+	if hw.buzzer != nil {
+		fb = keypad.NewBuzzer(hw.buzzer, clock, log.With("part", "buzzer"))
+		defer fb.Halt()
+	}
+	bootID := randomHex(8)
+	boxCfg := device.Config{
+		BoxID: cfg.BoxID, Version: version, BootID: bootID,
+		Readers:         map[string]int{},
+		FobAbsent:       cfg.Timing.FobAbsent(),
+		DropoffTimeout:  cfg.Timing.DropoffTimeout(),
+		InventorySettle: cfg.Timing.InventorySettle(),
+		LateAfter:       cfg.Timing.LateAfter(),
+		LockoutAfter:    cfg.Security.LockoutAfter,
+		LockoutBase:     time.Duration(cfg.Security.LockoutS) * time.Second,
+		LockoutMax:      time.Duration(cfg.Security.LockoutMaxS) * time.Second,
+		RequireSync:     cfg.Clock.RequiresSync(),
+		Synced:          sysclock.Synced,
+		MaxAccessCodes:  cfg.Limits.MaxAccessCodes,
+		Store:           db,
+		Locks:           bank,
+		Clock:           clock,
+		Logger:          log.With("part", "device"),
+	}
+	if fb != nil {
+		boxCfg.Feedback = fb
+	}
+	for _, b := range cfg.Hardware.Bins {
+		boxCfg.Bins = append(boxCfg.Bins, device.BinSpec{ID: b.ID, HasDoor: bank.HasDoor(b.ID), HasReader: cfg.ReaderForBin(b.ID) != nil})
+	}
+	for _, r := range cfg.Readers {
+		boxCfg.Readers[readerName(r)] = r.Bin
+	}
+	box, err := device.New(boxCfg)
+	if err != nil {
+		return err
+	}
+	sink.box = box
+
+	comps := []component{{"locks", bank.Run}, {"device", box.Run}}
+	readers, err := openReaders(cfg, hw, box, clock, log)
+	if err != nil {
+		return err
+	}
+	var readerStats []func() fob.Stats
+	for _, r := range readers {
+		comps = append(comps, component{"reader " + r.name, r.run})
+		readerStats = append(readerStats, r.stats)
+	}
+	collector := keypad.NewCollector(box, keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")})
+	kp, err := openKeypad(cfg, hw, collector, log)
+	if err != nil {
+		return err
+	}
+	if kp != nil {
+		comps = append(comps, *kp)
+	}
+
+	var link *mqttlink.Link
+	if cfg.MQTT.Broker != "" {
+		if link, err = newLink(cfg, box, db, bootID, clock, log); err != nil {
+			return err
+		}
+		comps = append(comps, component{"mqtt", link.Run})
+	}
+
+	var stdioConsole func(context.Context)
+	if cfg.Console.Port != "" {
+		con, err := newConsole(cfg, box, db, collector, hw, link, readerStats, bootID, clock, log)
+		if err != nil {
+			return err
+		}
+		if cfg.Console.Port == "stdio" {
+			// A blocked read of the terminal cannot be ended; the process
+			// does not wait for it.
+			stdioConsole = func(ctx context.Context) {
+				if err := con.Serve(ctx, stdio{}); err != nil && ctx.Err() == nil {
+					log.Error("console", "err", err)
+				}
+			}
+		} else {
+			run, err := serialConsole(con, cfg.Console, log)
+			if err != nil {
+				return err
+			}
+			comps = append(comps, component{"console", run})
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range comps {
+		g.Go(func() error {
+			if err := c.run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		})
+	}
+	if stdioConsole != nil {
+		go stdioConsole(gctx)
+	}
+	g.Go(func() error { return supervise(gctx, box, link, log) })
+	log.Info("smartboxd started", "box_id", cfg.BoxID, "version", version, "boot_id", bootID, "backend", cfg.Hardware.Backend, "bins", len(cfg.Hardware.Bins))
+	err = g.Wait()
+	sdnotify.Stopping()
+	bank.Halt()
+	if err != nil {
+		return err
+	}
+	log.Info("smartboxd stopped")
+	return nil
+}
+
+// supervise tells systemd the daemon is ready once the decision loop serves,
+// and feeds the watchdog only while the loop answers.
+func supervise(ctx context.Context, box *device.Box, link *mqttlink.Link, log *slog.Logger) error {
+	interval := sdnotify.WatchdogInterval()
+	ready := false
+	tick := time.NewTicker(max(interval/2, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := box.Flush(fctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			log.Error("decision loop does not answer", "err", err)
+		case !ready:
+			ready = true
+			sdnotify.Ready()
+		case interval > 0:
+			sdnotify.Watchdog()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// lockSink passes the lock bank's reports to the box, which is made after
+// the bank (the bank must exist first, to drive every lock inert).
+type lockSink struct{ box *device.Box }
+
+func (s *lockSink) LockChanged(bin int, on bool)   { s.box.LockChanged(bin, on) }
+func (s *lockSink) DoorChanged(bin int, open bool) { s.box.DoorChanged(bin, open) }
+func (s *lockSink) OpenFailed(bin int)             { s.box.OpenFailed(bin) }
+func (s *lockSink) DoorHeldOpen(bin int)           { s.box.DoorHeldOpen(bin) }
+func (s *lockSink) DoorForced(bin int)             { s.box.DoorForced(bin) }
+
+var _ locks.Sink = (*lockSink)(nil)
+
+func feedbackOrNil(b *keypad.Buzzer) keypad.Feedback {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func readerName(r config.Reader) string {
+	switch r.Type {
+	case "rdm6300":
+		return r.Port
+	case "wiegand":
+		return "wiegand:" + r.D0 + "/" + r.D1
+	}
+	return fmt.Sprintf("sim:%d", r.Bin)
+}
+
+// reader is one running fob reader.
+type reader struct {
+	name  string
+	run   func(ctx context.Context) error
+	stats func() fob.Stats
+}
+
+// openReaders opens every configured reader. A serial port that cannot be
+// opened stops start-up, naming the port.
+func openReaders(cfg *config.Config, hw *hardware, sink fob.Sink, clock clockwork.Clock, log *slog.Logger) ([]reader, error) {
+	var out []reader
+	for _, rc := range cfg.Readers {
+		name := readerName(rc)
+		switch rc.Type {
+		case "rdm6300":
+			port, baud := rc.Port, rc.Baud
+			r, err := fob.NewSerialReader(fob.SerialConfig{
+				Name: name, Bin: rc.Bin, Sink: sink, AbsentAfter: cfg.Timing.FobAbsent(), Clock: clock,
+				Logger: log.With("part", "reader", "reader", name),
+				Open: func() (io.ReadCloser, error) {
+					return serial.Open(port, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+				},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("reader on %s: %w", port, err)
+			}
+			out = append(out, reader{name, r.Run, r.Stats})
+		case "wiegand":
+			r, err := hw.wiegandReader(rc, name, sink, cfg.Timing.FobAbsent(), clock, log)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, reader{name, r.Run, r.Stats})
+		case "sim":
+			bin := rc.Bin
+			out = append(out, reader{name, nil, func() fob.Stats { return fob.Stats{Name: name, Type: "sim", Bin: bin} }})
+		}
+	}
+	// Sim readers have nothing to run: the console drives them.
+	kept := out[:0]
+	for _, r := range out {
+		if r.run == nil {
+			r.run = func(ctx context.Context) error { <-ctx.Done(); return nil }
+		}
+		kept = append(kept, r)
+	}
+	return kept, nil
+}
+
+// openKeypad starts the configured keypad driver feeding the collector.
+func openKeypad(cfg *config.Config, hw *hardware, keys *keypad.Collector, log *slog.Logger) (*component, error) {
+	kc := cfg.Keypad
+	switch kc.Type {
+	case "serial":
+		mode := &serial.Mode{BaudRate: kc.Baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit}
+		port, err := serial.Open(kc.Port, mode)
+		if err != nil {
+			return nil, fmt.Errorf("keypad on %s: %w", kc.Port, err)
+		}
+		return &component{"keypad", func(ctx context.Context) error {
+			return reopenLoop(ctx, log.With("part", "keypad", "port", kc.Port), port,
+				func() (serial.Port, error) { return serial.Open(kc.Port, mode) },
+				func(ctx context.Context, p serial.Port) error {
+					return keypad.NewSerial(p, keys, log.With("part", "keypad")).Run(ctx)
+				})
+		}}, nil
+	case "wiegand", "matrix":
+		return hw.gpioKeypad(kc, keys, log)
+	}
+	return nil, nil // sim (the console presses keys) or none
+}
+
+// reopenLoop runs serve on a serial port, closing it when ctx ends (which is
+// how a blocked Read ends) and reopening it with backoff when it fails.
+func reopenLoop(ctx context.Context, log *slog.Logger, port serial.Port, open func() (serial.Port, error), serve func(context.Context, serial.Port) error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+				port.Close()
+			case <-done:
+			}
+		}()
+		err := serve(ctx, port)
+		close(done)
+		port.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("serial port failed; reopening", "err", err)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			p, err := open()
+			if err == nil {
+				port, backoff = p, 100*time.Millisecond
+				log.Info("serial port back")
+				break
+			}
+		}
+	}
+}
+
+func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID string, clock clockwork.Clock, log *slog.Logger) (*mqttlink.Link, error) {
+	m := cfg.MQTT
+	pw, err := m.Password()
+	if err != nil {
+		return nil, err
+	}
+	lc := mqttlink.Config{
+		Broker: m.Broker, TopicPrefix: m.TopicPrefix, BoxID: cfg.BoxID, ClientID: m.ClientID,
+		Username: m.Username, Password: pw, Ack: m.Ack,
+		KeepAlive: time.Duration(m.KeepAliveS) * time.Second, InFlight: m.InFlight,
+		MaxPayload: m.MaxPayloadKB << 10, SnapshotMaxPayload: m.SnapshotMaxMB << 20,
+		Version: version, BootID: bootID, Clock: clock, Logger: log.With("part", "mqtt"),
+	}
+	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
+		if lc.TLS, err = mqttlink.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile); err != nil {
+			return nil, fmt.Errorf("mqtt.tls: %w", err)
+		}
+	}
+	return mqttlink.New(lc, box, db)
+}
+
+func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.Collector, hw *hardware, link *mqttlink.Link,
+	readers []func() fob.Stats, bootID string, clock clockwork.Clock, log *slog.Logger) (*console.Console, error) {
+	cc := console.Config{
+		Box: box, PINHash: cfg.Console.TechnicianPINHash,
+		Events: db.Recent, Outbox: db.OutboxStats,
+		Readers: func() []fob.Stats {
+			out := make([]fob.Stats, len(readers))
+			for i, f := range readers {
+				out[i] = f()
+			}
+			return out
+		},
+		Version: version, BootID: bootID, BoxID: cfg.BoxID,
+		IdleLogout: time.Duration(cfg.Console.IdleLogoutS) * time.Second,
+		Clock:      clock, Logger: log.With("part", "console"),
+	}
+	if link != nil {
+		cc.Sync = func() console.SyncStatus {
+			s := link.Stats()
+			return console.SyncStatus{Connected: s.Connected, Broker: s.Broker, LastAck: s.LastAck, InFlight: s.InFlight,
+				Published: s.Published, Reconnects: s.Reconnects, LastError: s.LastError}
+		}
+	}
+	if hw.sim != nil {
+		cc.Sim = &console.Sim{Press: keys.Press, Door: hw.sim.SetDoor}
+	}
+	return console.New(cc)
+}
+
+// serialConsole opens the console's port now, so that a port that cannot
+// be opened stops start-up, and returns the component that serves it.
+func serialConsole(con *console.Console, cc config.Console, log *slog.Logger) (func(context.Context) error, error) {
+	mode := &serial.Mode{BaudRate: cc.Baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit}
+	port, err := serial.Open(cc.Port, mode)
+	if err != nil {
+		return nil, fmt.Errorf("console on %s: %w", cc.Port, err)
+	}
+	return func(ctx context.Context) error {
+		return reopenLoop(ctx, log.With("part", "console", "port", cc.Port), port,
+			func() (serial.Port, error) { return serial.Open(cc.Port, mode) },
+			func(ctx context.Context, p serial.Port) error {
+				err := con.Serve(ctx, p)
+				if err == nil && ctx.Err() == nil {
+					err = errors.New("console session ended")
+				}
+				return err
+			})
+	}, nil
+}
+
+// stdio is the terminal as the console's stream.
+type stdio struct{}
+
+func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
+func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
