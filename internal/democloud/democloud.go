@@ -203,7 +203,12 @@ func (c *Cloud) onReply(payload []byte) {
 	c.printf("reply   %-8s ok  %s", r.ID, fields(r.Result))
 }
 
-// fields prints a JSON object as sorted key=value pairs, scalars only.
+// quiet are fields too long or too dull for a one-line summary.
+var quiet = map[string]bool{"name": true, "description": true, "notes": true, "pickup_note": true,
+	"created_at": true, "any_location": true, "has_key_code": true, "errors": true, "warnings": true}
+
+// fields prints a JSON object as sorted key=value pairs: scalars only,
+// without empty strings, false flags and the quiet fields.
 func fields(raw json.RawMessage) string {
 	var m map[string]any
 	if json.Unmarshal(raw, &m) != nil {
@@ -216,13 +221,20 @@ func fields(raw json.RawMessage) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
+		if quiet[k] {
+			continue
+		}
 		switch v := m[k].(type) {
-		case nil:
+		case nil, map[string]any, []any:
 			continue
-		case map[string]any, []any:
-			continue
-		case float64:
-			fmt.Fprintf(&b, "%s=%v ", k, v)
+		case string:
+			if v != "" {
+				fmt.Fprintf(&b, "%s=%s ", k, v)
+			}
+		case bool:
+			if v {
+				fmt.Fprintf(&b, "%s=true ", k)
+			}
 		default:
 			fmt.Fprintf(&b, "%s=%v ", k, v)
 		}
