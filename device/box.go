@@ -100,8 +100,9 @@ type Box struct {
 
 	schedTimer *timer
 
-	mu  sync.Mutex // guards pub and the settings copy State reads
-	pub []BinState
+	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
+	pub        []BinState
+	storeFault string // the last write's error, "" when writes work
 }
 
 // New makes a box. It reads nothing until Run.
@@ -309,15 +310,37 @@ func (b *Box) OutboxChanged() { b.notifyChanged() }
 // document is republished and the outbox drain woken.
 func (b *Box) commit(fn func(tx *store.Tx) error) error {
 	err := b.st.Update(fn)
+	var coded *Error
+	if err != nil && !asError(err, &coded) {
+		// The database refused the write (disk full, read-only, I/O
+		// error): nothing was decided. Say so until a write works again.
+		b.log.Error("store write failed", "err", err)
+		b.setStoreFault(err.Error())
+		return err
+	}
+	b.setStoreFault("")
 	if err != nil {
-		var coded *Error
-		if !asError(err, &coded) {
-			b.log.Error("store write failed", "err", err)
-		}
 		return err
 	}
 	b.notifyAppended()
 	return nil
+}
+
+// setStoreFault records whether the last write failed, for the state
+// document (and so the cloud and the console).
+func (b *Box) setStoreFault(msg string) {
+	b.mu.Lock()
+	changed := b.storeFault != msg
+	b.storeFault = msg
+	b.mu.Unlock()
+	if changed {
+		if msg != "" {
+			b.log.Error("store fault: decisions that cannot be recorded open nothing", "err", msg)
+		} else {
+			b.log.Info("store writes work again")
+		}
+		b.notifyChanged()
+	}
 }
 
 // ---- timers ----

@@ -751,6 +751,7 @@ func (b *Box) cmdStateGet(c *txc, data []byte) (any, error) {
 	b.mu.Lock()
 	s.Bins = append([]BinState(nil), b.pub...)
 	b.mu.Unlock()
+	s.Store = b.storeState()
 	s.Keys = c.tx.KeyCount()
 	s.AccessCodes = c.tx.AccessCodeCount()
 	o := c.tx.OutboxStats()

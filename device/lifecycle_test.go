@@ -269,6 +269,10 @@ func TestNoOpenWithoutRecord(t *testing.T) {
 	if r.OK || r.Error.Code != CodeStoreUnavailable {
 		t.Fatalf("reply %+v", r)
 	}
+	// The state document says the database refuses writes.
+	if st := h.box.storeState(); st.OK || st.Error == "" {
+		t.Fatalf("store state %+v after failed writes", st)
+	}
 	if p := h.locks.pulses(); len(p) != 0 {
 		t.Fatalf("remote open %v without recording it", p)
 	}

@@ -55,6 +55,14 @@ type State struct {
 	Outbox      OutboxState    `json:"outbox"`
 	Clock       ClockState     `json:"clock"`
 	Settings    store.Settings `json:"settings"`
+	Store       StoreState     `json:"store"`
+}
+
+// StoreState says whether the database takes writes. While it does not
+// (disk full, read-only), the box opens nothing it cannot record.
+type StoreState struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
 }
 
 // OutboxState is the outbox part of the state document.
@@ -109,6 +117,7 @@ func (b *Box) State() (State, error) {
 		Bins:     bins,
 		Clock:    ClockState{Synced: b.cfg.Synced()},
 		Settings: settings,
+		Store:    b.storeState(),
 	}
 	err := b.st.View(func(tx *store.Tx) error {
 		s.Keys = tx.KeyCount()
@@ -124,3 +133,10 @@ func (b *Box) State() (State, error) {
 }
 
 func asError(err error, target **Error) bool { return errors.As(err, target) }
+
+// storeState is the store part of the state document.
+func (b *Box) storeState() StoreState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return StoreState{OK: b.storeFault == "", Error: b.storeFault}
+}
