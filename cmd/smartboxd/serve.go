@@ -173,7 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	if stdioConsole != nil {
 		go stdioConsole(gctx)
 	}
-	g.Go(func() error { return supervise(gctx, box, link, log) })
+	g.Go(func() error { return supervise(gctx, box, log) })
 	log.Info("smartboxd started", "box_id", cfg.BoxID, "version", version, "boot_id", bootID, "backend", cfg.Hardware.Backend, "bins", len(cfg.Hardware.Bins))
 	err = g.Wait()
 	sdnotify.Stopping()
@@ -186,21 +186,26 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 }
 
 // supervise tells systemd the daemon is ready once the decision loop serves,
-// and feeds the watchdog only while the loop answers.
-func supervise(ctx context.Context, box *device.Box, link *mqttlink.Link, log *slog.Logger) error {
+// and feeds the watchdog only while the loop answers: a wedged loop stops
+// the feeding, and systemd restarts the daemon.
+func supervise(ctx context.Context, box *device.Box, log *slog.Logger) error {
 	interval := sdnotify.WatchdogInterval()
+	probe := 5 * time.Second
+	if interval > 0 {
+		probe = interval / 2
+	}
 	ready := false
 	tick := time.NewTicker(max(interval/2, 50*time.Millisecond))
 	defer tick.Stop()
 	for {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fctx, cancel := context.WithTimeout(ctx, probe)
 		err := box.Flush(fctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			log.Error("decision loop does not answer", "err", err)
+			log.Error("decision loop does not answer; not feeding the watchdog", "err", err)
 		case !ready:
 			ready = true
 			sdnotify.Ready()
