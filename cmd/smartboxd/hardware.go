@@ -174,7 +174,8 @@ func (hw *hardware) gpioKeypad(kc config.Keypad, keys *keypad.Collector, log *sl
 		}
 		return &component{"keypad", w.Run}, nil
 	case "matrix":
-		mc := keypad.MatrixConfig{Layout: kc.Layout, Debounce: time.Duration(kc.DebounceMS) * time.Millisecond, Logger: log.With("part", "keypad")}
+		mc := keypad.MatrixConfig{Layout: kc.Layout, Debounce: time.Duration(kc.DebounceMS) * time.Millisecond,
+			ActiveHigh: kc.Active == "high", Logger: log.With("part", "keypad")}
 		for _, r := range kc.Rows {
 			p := gpioreg.ByName(r)
 			if p == nil {

@@ -108,6 +108,9 @@ type Keypad struct {
 	// "789", "*0#" (the default for a 4x3 keypad).
 	Layout     []string `yaml:"layout"`
 	DebounceMS int      `yaml:"debounce_ms"` // matrix, default 8 (5-10)
+	// Active is the matrix's active level: "low" (default: the scanned row
+	// driven low, columns pulled up, a low column is a key down) or "high".
+	Active string `yaml:"active"`
 }
 
 // Timing holds the box's time constants.

@@ -51,6 +51,7 @@ func Default() *Config {
 			Hash:       defaultWiegandHash,
 			Layout:     defaultLayout(),
 			DebounceMS: defaultDebounceMS,
+			Active:     "low",
 		},
 		Timing: Timing{
 			LockPulseMS:      500,

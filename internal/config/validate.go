@@ -414,6 +414,7 @@ func (c *Config) checkKeypad(v *checker) {
 			}
 		}
 		v.between("keypad.debounce_ms", k.DebounceMS, 5, 10)
+		v.oneOf("keypad.active", k.Active, "low", "high")
 	case "sim":
 		c.needsBackend(v, "keypad.type", "sim", "sim")
 	default:

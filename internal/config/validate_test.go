@@ -200,6 +200,7 @@ func TestRules(t *testing.T) {
 		{"keypad matrix empty pin", head + gpioHW + "keypad: {type: matrix, rows: [GPIO5, GPIO6, GPIO13, ''], cols: [GPIO12, GPIO16, GPIO20]}\n", []string{"keypad.rows[3]"}, "required"},
 		{"keypad debounce low", head + gpioHW + "keypad: {type: matrix, rows: [GPIO5, GPIO6, GPIO13, GPIO19], cols: [GPIO12, GPIO16, GPIO20], debounce_ms: 4}\n", []string{"keypad.debounce_ms"}, "5 to 10"},
 		{"keypad debounce high", head + gpioHW + "keypad: {type: matrix, rows: [GPIO5, GPIO6, GPIO13, GPIO19], cols: [GPIO12, GPIO16, GPIO20], debounce_ms: 11}\n", []string{"keypad.debounce_ms"}, "5 to 10"},
+		{"keypad active level", head + gpioHW + "keypad: {type: matrix, rows: [GPIO5, GPIO6, GPIO13, GPIO19], cols: [GPIO12, GPIO16, GPIO20], active: sideways}\n", []string{"keypad.active"}, "low"},
 		{"keypad sim on gpio", head + gpioHW + "keypad: {type: sim}\n", []string{"keypad.type"}, "sim backend"},
 
 		// timing.
