@@ -16,20 +16,23 @@ import (
 // command is one console command of a logged-in session.
 type command struct {
 	sim bool // only with the sim backend
-	run func(s *session, ctx context.Context, args []string) error
+	// look commands only read: they still answer when the audit cannot be
+	// written (a full disk), so the technician can see what is wrong.
+	look bool
+	run  func(s *session, ctx context.Context, args []string) error
 }
 
 // commands are the commands of a logged-in session, by word; login, logout
 // and help are handled apart.
 var commands = map[string]command{
-	"status":  {run: (*session).status},
-	"bins":    {run: (*session).bins},
+	"status":  {look: true, run: (*session).status},
+	"bins":    {look: true, run: (*session).bins},
 	"open":    {run: (*session).open},
-	"keys":    {run: (*session).keys},
-	"codes":   {run: (*session).codes},
-	"events":  {run: (*session).events},
-	"sync":    {run: (*session).sync},
-	"readers": {run: (*session).readers},
+	"keys":    {look: true, run: (*session).keys},
+	"codes":   {look: true, run: (*session).codes},
+	"events":  {look: true, run: (*session).events},
+	"sync":    {look: true, run: (*session).sync},
+	"readers": {look: true, run: (*session).readers},
 	"sim":     {sim: true, run: (*session).sim},
 }
 
@@ -92,6 +95,11 @@ func (s *session) run(ctx context.Context, words []string) {
 		s.printf("logged out")
 		s.ok()
 		return
+	}
+	if err != nil && (known && cmd.look || word == "help") {
+		// Reading changes nothing: answer, and say it went unrecorded.
+		s.printf("warning: not recorded: %v", err)
+		err = nil
 	}
 	if err != nil {
 		s.fail(err)
@@ -274,6 +282,11 @@ func (s *session) status(ctx context.Context, args []string) error {
 		clock = "NOT synced: time-bound codes may fail closed"
 	}
 	row(tw, "clock", clock)
+	db := "ok"
+	if !st.Store.OK {
+		db = "REFUSING WRITES: no bin opens"
+	}
+	row(tw, "database", db)
 	row(tw, "mqtt", s.link())
 	depth, oldest := st.Outbox.Depth, st.Outbox.OldestAt
 	if cfg.Outbox != nil {
@@ -300,6 +313,9 @@ func (s *session) status(ctx context.Context, args []string) error {
 	row(tw, "access codes", strconv.Itoa(st.AccessCodes))
 	row(tw, "key codes", map[bool]string{true: "enabled", false: "disabled"}[st.Settings.KeyCodesEnabled])
 	s.endTable(tw)
+	if !st.Store.OK {
+		s.printf("database error: %s", clean(st.Store.Error, 200))
+	}
 	return nil
 }
 

@@ -614,10 +614,15 @@ func TestAuditEveryCommand(t *testing.T) {
 }
 
 func TestAuditFailureRunsNothing(t *testing.T) {
-	box := &fakeBox{auditErr: &device.Error{Code: device.CodeStoreUnavailable, Message: "disk gone"}}
-	out := serveBytes(t, box, "login "+testPIN+"\r\nopen 1\r\nlogout\r\nstatus\r\n")
+	box := &fakeBox{auditErr: &device.Error{Code: device.CodeStoreUnavailable, Message: "disk gone"},
+		storeErr: "write smartbox.db: no space left on device"}
+	out := serveBytes(t, box, "login "+testPIN+"\r\nopen 1\r\nsim fob 1 ABCD\r\nstatus\r\nlogout\r\nstatus\r\n")
 	for _, want := range []string{
 		"\r\nERR store.unavailable: disk gone\r\n",
+		// Looking still works, so the technician can see what is wrong.
+		"warning: not recorded: store.unavailable: disk gone",
+		"REFUSING WRITES: no bin opens",
+		"database error: write smartbox.db: no space left on device",
 		"\r\nlogged out\r\nOK\r\n",
 		"\r\nERR console.login_required: log in first\r\n",
 	} {
@@ -627,6 +632,9 @@ func TestAuditFailureRunsNothing(t *testing.T) {
 	}
 	if len(box.opened) != 0 {
 		t.Errorf("an unaudited command opened bins %v", box.opened)
+	}
+	if n := strings.Count(out, "ERR store.unavailable"); n != 2 {
+		t.Errorf("open and sim should both be refused; %d refusals:\n%q", n, out)
 	}
 }
 

@@ -22,6 +22,7 @@ type fakeBox struct {
 	opened   []int
 	auditErr error
 	keysErr  error
+	storeErr string // the state's store error
 }
 
 var _ Box = (*fakeBox)(nil)
@@ -30,7 +31,7 @@ func (f *fakeBox) State() (device.State, error) {
 	return device.State{Bins: []device.BinState{
 		{ID: 1, State: "empty", Lock: "locked", Door: "unknown"},
 		{ID: 2, State: "empty", Lock: "locked", Door: "unknown"},
-	}, Clock: device.ClockState{Synced: true}}, nil
+	}, Clock: device.ClockState{Synced: true}, Store: device.StoreState{OK: f.storeErr == "", Error: f.storeErr}}, nil
 }
 
 func (f *fakeBox) OpenBin(ctx context.Context, bin int, reason string) error {
