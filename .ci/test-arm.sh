@@ -27,7 +27,7 @@ for arch in arm arm64; do
 		GOOS=linux GOARCH=$arch GOARM=7 CGO_ENABLED=0 go test -c -o "$out/$name.$arch" "$pkg" 2>&1
 		[ -f "$out/$name.$arch" ] || continue # no test files
 		dir=$(go list -f '{{.Dir}}' "$pkg")
-		if (cd "$dir" && "$qemu" "$out/$name.$arch" -test.short -test.count=1 >"$out/log" 2>&1); then
+		if (cd "$dir" && SMARTBOX_EXEC_WRAPPER="$qemu" "$qemu" "$out/$name.$arch" -test.short -test.count=1 >"$out/log" 2>&1); then
 			echo "ok   $arch $pkg"
 		else
 			echo "FAIL $arch $pkg"; cat "$out/log"; fail=1

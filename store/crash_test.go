@@ -91,7 +91,13 @@ func TestCrashConsistency(t *testing.T) {
 // (counted from its first commit when waitReady).
 func runAndKill(t *testing.T, exe, dir string, waitReady bool, delay time.Duration) {
 	t.Helper()
-	cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=2m")
+	args := []string{"-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=2m"}
+	cmd := exec.Command(exe, args...)
+	if w := os.Getenv("SMARTBOX_EXEC_WRAPPER"); w != "" {
+		// Under user-mode emulation (make test-arm) the child runs through
+		// the emulator too.
+		cmd = exec.Command(w, append([]string{exe}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
