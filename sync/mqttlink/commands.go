@@ -1,0 +1,98 @@
+package mqttlink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"smartboxd/device"
+)
+
+// snapshotType is the one command allowed past MaxPayload.
+const snapshotType = "sync.snapshot"
+
+// serveCommands executes received commands one at a time, in arrival
+// order, publishes their replies and acknowledges them to the broker. It
+// returns when ctx ends; a command it did not finish stays unacknowledged,
+// so the broker delivers it again in the next session.
+func (l *Link) serveCommands(ctx context.Context) {
+	var rq replyQueue
+	for {
+		l.flushReplies(&rq)
+		m, ok := l.cmds.pop()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.cmds.sig:
+			case <-l.cmdWake:
+			}
+			continue
+		}
+		reply, err := l.handle(ctx, m.Payload())
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Error("mqtt command not executed; it stays queued at the broker", "err", err)
+				<-ctx.Done()
+			}
+			return
+		}
+		raw, err := json.Marshal(reply)
+		if err != nil {
+			raw, _ = json.Marshal(device.ErrorReply(reply.ID, fmt.Errorf("mqttlink: encode reply: %w", err)))
+		}
+		rq.push(raw)
+		l.flushReplies(&rq)
+		m.Ack()
+	}
+}
+
+// handle turns one payload into its reply. An error means the box did not
+// run the command (it is stopping) and nothing should be answered.
+func (l *Link) handle(ctx context.Context, payload []byte) (device.Reply, error) {
+	if len(payload) > l.cfg.MaxPayload {
+		id, typ := peekEnvelope(payload)
+		limit := l.cfg.MaxPayload
+		if typ == snapshotType {
+			limit = l.cfg.SnapshotMaxPayload
+		}
+		if len(payload) > limit {
+			l.log.Warn("mqtt command refused: payload too large", "id", id, "type", typ, "bytes", len(payload), "limit", limit)
+			return device.ErrorReply(id, &device.Error{Code: device.CodeCmdInvalid,
+				Message: fmt.Sprintf("payload too large: %d bytes, at most %d", len(payload), limit)}), nil
+		}
+	}
+	cmd, err := device.ParseCommand(payload)
+	if err != nil {
+		l.log.Warn("mqtt command refused: not a valid command", "id", cmd.ID, "code", device.CodeOf(err))
+		return device.ErrorReply(cmd.ID, err), nil
+	}
+	reply, err := l.box.Execute(ctx, cmd)
+	if err != nil {
+		return device.Reply{}, err
+	}
+	if reply.OK {
+		l.log.Info("mqtt command done", "id", cmd.ID, "type", cmd.Type)
+	} else if reply.Error != nil {
+		l.log.Info("mqtt command failed", "id", cmd.ID, "type", cmd.Type, "code", reply.Error.Code)
+	}
+	return reply, nil
+}
+
+// flushReplies publishes the waiting replies while the connection is open.
+// A reply published just as the connection drops is kept by paho and
+// resent after the reconnect.
+func (l *Link) flushReplies(rq *replyQueue) {
+	if rq.dropped > 0 {
+		l.log.Warn("mqtt replies dropped while offline (the box keeps them for a resent command)", "count", rq.dropped)
+		rq.dropped = 0
+	}
+	for len(rq.q) > 0 && l.client.IsConnectionOpen() {
+		l.client.Publish(l.topics.reply, 1, false, rq.q[0])
+		rq.q[0] = nil
+		rq.q = rq.q[1:]
+	}
+	l.mu.Lock()
+	l.stats.Replies = len(rq.q)
+	l.mu.Unlock()
+}
