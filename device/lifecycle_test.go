@@ -305,12 +305,8 @@ func TestCodesNeverStoredInPlainText(t *testing.T) {
 		t.Fatal(err)
 	}
 	eq(t, "secret mode", info.Mode().Perm(), os.FileMode(0o600))
-	var evs []store.Event
 	h.start()
-	for _, ev := range h.events() {
-		evs = append(evs, ev)
-	}
-	all, _ := json.Marshal(evs)
+	all, _ := json.Marshal(h.events())
 	for _, c := range codes {
 		if bytes.Contains(all, []byte(c)) {
 			t.Fatalf("code %s in an event", c)

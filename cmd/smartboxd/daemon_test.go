@@ -123,7 +123,6 @@ func (r *fakeReader) take()          { r.put("") }
 // daemon is one smartboxd process on a data dir.
 type daemon struct {
 	t       *testing.T
-	dir     string
 	cfgPath string
 	cmd     *exec.Cmd
 	out     *syncBuffer
