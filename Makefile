@@ -20,8 +20,10 @@ build: ## build smartboxd and the demo cloud into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/smartboxd ./cmd/smartboxd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/democloud ./cmd/democloud
 
-test: deps ## run every test with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+test: deps ## every test: fuzz targets briefly, the unit tests under qemu for arm/arm64, then all tests with -race
+	bash .ci/fuzz.sh $(FUZZTIME)
+	bash .ci/test-arm.sh
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)
