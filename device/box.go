@@ -155,9 +155,6 @@ func New(cfg Config) (*Box, error) {
 			return nil, fmt.Errorf("device: bin %d twice", s.ID)
 		}
 		b.bins[s.ID] = &bin{spec: s, rec: store.Bin{ID: s.ID}, door: "unknown"}
-		if !s.HasDoor {
-			b.bins[s.ID].door = "unknown"
-		}
 		b.binOrder = append(b.binOrder, s.ID)
 	}
 	b.keypad = lockout{after: cfg.LockoutAfter, base: cfg.LockoutBase, max: cfg.LockoutMax}

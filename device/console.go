@@ -35,6 +35,12 @@ func (b *Box) ConsoleLogin(ctx context.Context, pinOK bool) (LoginResult, error)
 				if err := b.countFailure(c, &b.console, "console.locked_out"); err != nil {
 					return err
 				}
+				// After countFailure's own onCommit: did this failure start a lockout?
+				c.onCommit(func() {
+					if b.console.lockedOut(c.now) {
+						res.LockedOut, res.Until = true, b.console.until
+					}
+				})
 				return nil
 			}
 			res.OK = true
@@ -50,23 +56,7 @@ func (b *Box) ConsoleLogin(ctx context.Context, pinOK bool) (LoginResult, error)
 	if cerr != nil {
 		return res, cerr
 	}
-	if err == nil && !res.OK && !res.LockedOut {
-		// The failure may just have started a lockout.
-		if b.consoleLockedUntil(ctx, &res.Until) {
-			res.LockedOut = true
-		}
-	}
 	return res, err
-}
-
-func (b *Box) consoleLockedUntil(ctx context.Context, until *time.Time) bool {
-	locked := false
-	b.call(ctx, func() {
-		if b.console.lockedOut(b.clock.Now()) {
-			locked, *until = true, b.console.until
-		}
-	})
-	return locked
 }
 
 var errEnough = errors.New("device: enough")

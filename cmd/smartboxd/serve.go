@@ -289,19 +289,13 @@ func openReaders(cfg *config.Config, hw *hardware, sink fob.Sink, clock clockwor
 			}
 			out = append(out, reader{name, r.Run, r.Stats})
 		case "sim":
+			// Nothing to run: the console's sim commands are this reader.
 			bin := rc.Bin
-			out = append(out, reader{name, nil, func() fob.Stats { return fob.Stats{Name: name, Type: "sim", Bin: bin} }})
+			out = append(out, reader{name, func(ctx context.Context) error { <-ctx.Done(); return nil },
+				func() fob.Stats { return fob.Stats{Name: name, Type: "sim", Bin: bin} }})
 		}
 	}
-	// Sim readers have nothing to run: the console drives them.
-	kept := out[:0]
-	for _, r := range out {
-		if r.run == nil {
-			r.run = func(ctx context.Context) error { <-ctx.Done(); return nil }
-		}
-		kept = append(kept, r)
-	}
-	return kept, nil
+	return out, nil
 }
 
 // openKeypad starts the configured keypad driver feeding the collector.
