@@ -204,10 +204,15 @@ func (b *Box) start() error {
 			}
 			b.bins[id].rec = rec
 		}
-		var err error
-		if b.settings, err = tx.Settings(); err != nil {
+		settings, err := tx.Settings()
+		if err != nil {
 			return err
 		}
+		// State reads the settings from other goroutines, and the cloud
+		// link may ask for the state before the loop has started.
+		b.mu.Lock()
+		b.settings = settings
+		b.mu.Unlock()
 		for _, l := range []*lockout{&b.keypad, &b.console} {
 			rec, err := tx.Lockout(l.isConsole)
 			if err != nil {
