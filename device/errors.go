@@ -65,6 +65,7 @@ const (
 	CodeStoreUnavailable    = "store.unavailable"
 	CodeAccessCodeLimit     = "access_code.limit"
 	CodeDeviceStopped       = "device.stopped"
+	CodeDeviceStarting      = "device.starting"
 	CodeConsoleLockedOut    = "console.locked_out"
 	CodeKeypadLockedOut     = "keypad.locked_out"
 	CodeCodeUnknown         = "code.unknown"
@@ -80,3 +81,7 @@ const (
 
 // ErrStopped is returned by calls into a Box whose loop has stopped.
 var ErrStopped = &Error{Code: CodeDeviceStopped, Message: "the box is stopping"}
+
+// ErrStarting is returned by State before the loop has loaded the box's
+// durable state.
+var ErrStarting = &Error{Code: CodeDeviceStarting, Message: "the box is starting"}

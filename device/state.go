@@ -106,8 +106,14 @@ func (b *Box) publishBins() {
 }
 
 // State builds the state document. It is safe to call from any goroutine.
+// Until Run has loaded the box's durable state it returns ErrStarting: a
+// document without the bins would report a box that holds nothing.
 func (b *Box) State() (State, error) {
 	b.mu.Lock()
+	if b.pub == nil {
+		b.mu.Unlock()
+		return State{}, ErrStarting
+	}
 	bins := append([]BinState(nil), b.pub...)
 	settings := b.settings
 	b.mu.Unlock()
