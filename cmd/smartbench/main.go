@@ -1,0 +1,320 @@
+// Command smartbench measures smartboxd's hot paths against their bare
+// baselines, in one run so that each ratio holds on a noisy machine:
+// daemon and baseline repetitions are interleaved and medians reported.
+//
+//	go run ./cmd/smartbench [-codes N] [-events N] [-only LIST] [-cpuprofile FILE]
+//
+// It prints a table (path, daemon figure, baseline figure, ratio, target,
+// pass or miss) and, as its last line, one JSON object holding every figure.
+// Progress goes to stderr. A missed target is reported, not an error: the
+// exit status is non-zero only when a benchmark could not run.
+//
+// The paths:
+//
+//   - code check: a keypad entry to its decision (device.Box.KeypadEntry to
+//     the box's Feedback call) with the codes stored, wrong codes and right
+//     ones (a drop-off and a pickup), p50 and p99, on a store without fsync;
+//     baseline: one HMAC-SHA256 and one bbolt Get on the same code index.
+//   - durable decision: the same with fsync; baseline: one fsync'd bbolt
+//     Update putting a record the size of a code.rejected event.
+//   - snapshot: a sync.snapshot of the codes (device.Box.Execute); baseline:
+//     the same records, encoded and sorted, written in one bbolt transaction.
+//   - outbox drain: the queued events drained by mqttlink.Link to a local
+//     mosquitto at QoS 1, the cloud acking every 256 events (and at a pause);
+//     baseline: a bare paho QoS 1 loop of the same payloads, same window.
+//   - start-up and memory: the smartboxd binary on a data directory holding
+//     the codes and the queued events: exec to retained "online":true, and
+//     VmRSS and the Go heap once online.
+//   - binary: the stripped linux/arm (GOARM=7) build's size.
+//
+// The MQTT paths run a mosquitto of their own (see broker.go); the daemon
+// paths build smartboxd from the module this runs in.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// logFunc reports progress.
+type logFunc func(format string, args ...any)
+
+// options size a run.
+type options struct {
+	codes, events  int
+	checkCycles    int // code check: cycles of four entries
+	durableCycles  int // durable decision: cycles of four entries
+	snapshotReps   int
+	drainReps      int
+	startupReps    int
+	only           map[string]bool // parts to run; empty: all
+	dir            string          // work directory; "" makes a temporary one
+	keep           bool            // keep the work directory
+	log            *slog.Logger    // the link's log
+	progress       logFunc
+	skipBinarySize bool
+	inFlight       int // the link's window; 0: the daemon's default
+}
+
+var parts = []string{"keypad", "snapshot", "drain", "daemon", "binary"}
+
+func defaultOptions() options {
+	return options{
+		codes: 100_000, events: 100_000,
+		checkCycles: 1000, durableCycles: 100,
+		snapshotReps: 5, drainReps: 3, startupReps: 4,
+	}
+}
+
+func (o options) runs(part string) bool { return len(o.only) == 0 || o.only[part] }
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "smartbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o := defaultOptions()
+	fs := flag.NewFlagSet("smartbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.codes, "codes", o.codes, "access codes stored")
+	fs.IntVar(&o.events, "events", o.events, "events queued in the outbox")
+	fs.IntVar(&o.checkCycles, "check-cycles", o.checkCycles, "code check: cycles of four keypad entries")
+	fs.IntVar(&o.durableCycles, "durable-cycles", o.durableCycles, "durable decision: cycles of four keypad entries")
+	fs.IntVar(&o.snapshotReps, "snapshot-reps", o.snapshotReps, "snapshot repetitions")
+	fs.IntVar(&o.drainReps, "drain-reps", o.drainReps, "outbox drain repetitions")
+	fs.IntVar(&o.startupReps, "startup-reps", o.startupReps, "daemon runs: start-up, then a full drain")
+	fs.IntVar(&o.inFlight, "in-flight", 0, "outbox drain: events in flight (default: the daemon's mqtt.in_flight default)")
+	only := fs.String("only", "", "comma-separated parts to run: "+strings.Join(parts, ","))
+	fs.StringVar(&o.dir, "dir", "", "work directory (on the disk to measure; default a new temporary directory)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (with the daemon's logs)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the in-process box, store and link) to FILE")
+	verbose := fs.Bool("v", false, "log the MQTT link's warnings")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			if !slices.Contains(parts, p) {
+				return fmt.Errorf("-only: unknown part %q (want %s)", p, strings.Join(parts, ","))
+			}
+			o.only[p] = true
+		}
+	}
+	o.progress = func(format string, args ...any) {
+		fmt.Fprintf(stderr, "smartbench: "+format+"\n", args...)
+	}
+	o.log = slog.New(slog.DiscardHandler)
+	if *verbose {
+		o.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench(ctx, o)
+	if err != nil {
+		return err
+	}
+	return rep.write(stdout)
+}
+
+// bench runs every part o asks for and reports the figures.
+func bench(ctx context.Context, o options) (*report, error) {
+	if o.codes < 2 || o.events < 1 {
+		return nil, errors.New("at least 2 codes and 1 event")
+	}
+	logf := o.progress
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	work := o.dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "smartbench-"); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, err
+	}
+	if !o.keep {
+		defer os.RemoveAll(work)
+	}
+	began := time.Now()
+	rep := &report{}
+	rep.note("codes", o.codes)
+	rep.note("events", o.events)
+
+	if o.runs("keypad") {
+		logf("keypad: storing %d codes", o.codes)
+		r, err := benchEntries(ctx, work, o.codes, o.checkCycles, o.durableCycles, logf)
+		if err != nil {
+			return nil, err
+		}
+		addEntryRows(rep, r)
+	}
+	if o.runs("snapshot") {
+		logf("snapshot: %d codes", o.codes)
+		r, err := benchSnapshot(ctx, work, o.codes, o.snapshotReps, logf)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		rep.add(row{key: "snapshot", path: fmt.Sprintf("snapshot (%d codes)", o.codes), unit: "ms",
+			daemon: ms(r.daemon.median()), baseline: ms(r.baseline.median()), goal: ratioAtMost, limit: 3})
+		rep.note("snapshot_payload_bytes", r.payloadBytes)
+		rep.note("snapshot_records", r.records)
+		rep.note("snapshot_parse_command_ms", round(ms(r.parse.median())))
+	}
+
+	var template string
+	if o.runs("drain") || o.runs("daemon") {
+		template = filepath.Join(work, "template")
+		logf("preparing a data directory: %d codes, %d queued events", o.codes, o.events)
+		snap, err := snapshotData(o.codes, time.Now(), "prepared")
+		if err != nil {
+			return nil, err
+		}
+		if err := prepareDataDir(ctx, template, snap, o.events); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		if fi, err := os.Stat(filepath.Join(template, "smartbox.db")); err == nil {
+			rep.note("db_file_MiB", round(float64(fi.Size())/(1<<20)))
+		}
+	}
+	var mq *broker
+	if o.runs("drain") || o.runs("daemon") {
+		var err error
+		if mq, err = startBroker(filepath.Join(work, "mosquitto")); err != nil {
+			return nil, err
+		}
+		defer mq.stop()
+	}
+	if o.runs("drain") {
+		r, err := benchDrain(ctx, work, template, mq.url(), o.drainReps, o.inFlight, o.log, logf)
+		if err != nil {
+			return nil, fmt.Errorf("outbox drain: %w", err)
+		}
+		rep.add(row{key: "outbox_drain", path: fmt.Sprintf("outbox drain (%d events, QoS 1)", r.events), unit: "per_s",
+			daemon: medianFloat(r.daemon), baseline: medianFloat(r.baseline), goal: ratioAtLeast, limit: 0.7})
+		rep.note("outbox_drain_in_flight", r.inFlight)
+		rep.note("outbox_drain_cloud_ack_every", ackEvery)
+		rep.note("outbox_drain_duplicates", r.dups)
+		rep.note("outbox_drain_empty_after_last_ack_ms", round(ms(r.emptyAfter.median())))
+	}
+
+	var root string
+	if o.runs("daemon") || (o.runs("binary") && !o.skipBinarySize) {
+		var err error
+		if root, err = moduleRoot(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("daemon") {
+		logf("building smartboxd")
+		bin := filepath.Join(work, "smartboxd")
+		if err := goBuild(ctx, root, bin); err != nil {
+			return nil, err
+		}
+		r, err := benchProcess(ctx, bin, work, template, mq.url(), o.startupReps, logf)
+		if err != nil {
+			return nil, err
+		}
+		rep.add(row{key: "startup", path: "start-up to online", unit: "ms", daemon: ms(r.startup.median()), note: "aim ≤ 300 ms"})
+		rep.add(row{key: "rss_online", path: "memory: RSS at online", unit: "MiB", daemon: kibToMiB(medianInt(r.rssOnline)), goal: valueAtMost, limit: 48})
+		rep.add(row{key: "rss_draining", path: "memory: RSS draining (max)", unit: "MiB", daemon: kibToMiB(medianInt(r.rssMax)), goal: valueAtMost, limit: 48})
+		rep.add(row{key: "rss_anon_draining", path: "  of which RssAnon (max)", unit: "MiB", daemon: kibToMiB(medianInt(r.anonMax))})
+		rep.add(row{key: "rss_file_draining", path: "  of which RssFile (max)", unit: "MiB", daemon: kibToMiB(medianInt(r.fileMax))})
+		rep.add(row{key: "rss_peak", path: "memory: RSS peak (VmHWM)", unit: "MiB", daemon: kibToMiB(medianInt(r.hwm))})
+		heapNote := "report (gctrace, whole MB)"
+		peak, live := medianInt(r.heapPeak), medianInt(r.heapLive)
+		if peak < 0 {
+			heapNote = "report (no GC ran: under 4 MB)"
+		}
+		rep.add(row{key: "go_heap_peak", path: "memory: Go heap at GC start (max)", unit: "MiB", daemon: float64(max(peak, 0)), note: heapNote})
+		rep.add(row{key: "go_heap_live", path: "memory: Go heap live after GC (max)", unit: "MiB", daemon: float64(max(live, 0)), note: heapNote})
+		rep.note("gc_runs", r.gcs)
+		rep.note("startup_samples_ms", roundAll(r.startup))
+		rep.note("daemon_drain_per_s", round(medianFloat(r.drain)))
+	}
+	if o.runs("binary") && !o.skipBinarySize {
+		logf("building smartboxd for linux/arm (GOARM=7)")
+		size, err := binarySize(ctx, root, work)
+		if err != nil {
+			return nil, err
+		}
+		rep.add(row{key: "binary_linux_armv7", path: "binary: stripped linux/arm v7", unit: "MiB",
+			daemon: float64(size) / (1 << 20), goal: valueAtMost, limit: 15})
+		rep.note("binary_linux_armv7_bytes", size)
+	}
+	rep.note("run_seconds", round(time.Since(began).Seconds()))
+	return rep, nil
+}
+
+// addEntryRows reports the keypad paths.
+func addEntryRows(rep *report, r *entryResult) {
+	c, d := r.check, r.durable
+	q := func(key, path string, s, base samples, p, limit float64) {
+		rep.add(row{key: key, path: path, unit: "us", daemon: us(s.quantile(p)), baseline: us(base.quantile(p)),
+			goal: ratioAtMost, limit: limit})
+	}
+	q("code_check_wrong_p50", "code check, wrong code p50", c.wrong, c.baseWrong, 0.5, 2)
+	q("code_check_wrong_p99", "code check, wrong code p99", c.wrong, c.baseWrong, 0.99, 2)
+	q("code_check_right_p50", "code check, right code p50", c.right, c.baseR, 0.5, 2)
+	q("code_check_right_p99", "code check, right code p99", c.right, c.baseR, 0.99, 2)
+	rep.add(row{key: "code_check_wrong_vs_commit", path: "  wrong code p50 vs a bare commit", unit: "us",
+		daemon: us(c.wrong.median()), baseline: us(r.commitFloor.median()), note: "report (no fsync)"})
+	rep.add(row{key: "code_check_right_vs_commit", path: "  right code p50 vs a bare commit", unit: "us",
+		daemon: us(c.right.median()), baseline: us(r.commitFloor.median()), note: "report (no fsync)"})
+	q("durable_decision_wrong", "durable decision, wrong code p50", d.wrong, d.baseWrong, 0.5, 1.5)
+	q("durable_decision_right", "durable decision, right code p50", d.right, d.baseR, 0.5, 1.5)
+	rep.note("code_check_entries", len(c.wrong)+len(c.right))
+	rep.note("durable_decision_entries", len(d.wrong)+len(d.right))
+	rep.note("durable_decision_wrong_p99_us", round(us(d.wrong.quantile(0.99))))
+	rep.note("durable_decision_right_p99_us", round(us(d.right.quantile(0.99))))
+	rep.note("durable_decision_baseline_p99_us", round(us(d.baseWrong.quantile(0.99))))
+}
+
+func medianInt(xs []int64) int64 {
+	f := make([]float64, len(xs))
+	for i, x := range xs {
+		f[i] = float64(x)
+	}
+	return int64(medianFloat(f))
+}
+
+func kibToMiB(k int64) float64 { return float64(k) / 1024 }
+
+func roundAll(s samples) []float64 {
+	out := make([]float64, len(s))
+	for i, d := range s {
+		out[i] = round(ms(d))
+	}
+	return out
+}
