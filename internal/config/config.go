@@ -34,7 +34,7 @@ type MQTT struct {
 	TLS           TLS    `yaml:"tls"`
 	Ack           string `yaml:"ack"`             // "cloud" (default) or "broker"
 	KeepAliveS    int    `yaml:"keepalive_s"`     // default 30
-	InFlight      int    `yaml:"in_flight"`       // events published and not yet acked; default 64
+	InFlight      int    `yaml:"in_flight"`       // events published and not yet acked; default 512
 	MaxPayloadKB  int    `yaml:"max_payload_kb"`  // command payload limit; default 256
 	SnapshotMaxMB int    `yaml:"snapshot_max_mb"` // sync.snapshot payload limit; default 64
 }

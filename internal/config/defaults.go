@@ -31,7 +31,7 @@ func Default() *Config {
 			TopicPrefix:   defaultTopicPrefix,
 			Ack:           "cloud",
 			KeepAliveS:    30,
-			InFlight:      64,
+			InFlight:      512,
 			MaxPayloadKB:  256,
 			SnapshotMaxMB: 64,
 		},

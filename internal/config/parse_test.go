@@ -38,7 +38,7 @@ func TestDefaults(t *testing.T) {
 		{"mqtt.client_id", c.MQTT.ClientID, "b1"},
 		{"mqtt.ack", c.MQTT.Ack, "cloud"},
 		{"mqtt.keepalive_s", c.MQTT.KeepAliveS, 30},
-		{"mqtt.in_flight", c.MQTT.InFlight, 64},
+		{"mqtt.in_flight", c.MQTT.InFlight, 512},
 		{"mqtt.max_payload_kb", c.MQTT.MaxPayloadKB, 256},
 		{"mqtt.snapshot_max_mb", c.MQTT.SnapshotMaxMB, 64},
 		{"console.port", c.Console.Port, ""},
