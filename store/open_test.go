@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,6 +95,47 @@ func TestCodeHash(t *testing.T) {
 	}
 	if bytes.Equal(h, b.CodeHash("1234")) {
 		t.Error("two boxes (two secrets) hash a code the same")
+	}
+}
+
+// TestCodeHashIsHMAC checks CodeHash against HMAC-SHA256 under the secret
+// file, for codes hashed one after another and from several goroutines at
+// once: a reused hash state must not carry one code into the next.
+func TestCodeHashIsHMAC(t *testing.T) {
+	db, dir := openTest(t, Options{})
+	secret, err := os.ReadFile(filepath.Join(dir, SecretFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(code string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(code))
+		return m.Sum(nil)
+	}
+	codes := []string{"1234", "12345678", "0000", "9999999999999999", "1234", "4321"}
+	for _, code := range codes {
+		t.Run(code, func(t *testing.T) {
+			if got := db.CodeHash(code); !bytes.Equal(got, want(code)) {
+				t.Errorf("CodeHash(%s) = %x, want %x", code, got, want(code))
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, len(codes)*100)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				code := codes[(g+i)%len(codes)]
+				if got := db.CodeHash(code); !bytes.Equal(got, want(code)) {
+					errs <- code
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for code := range errs {
+		t.Errorf("concurrent CodeHash(%s) is wrong", code)
 	}
 }
 

@@ -7,9 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -92,6 +95,7 @@ type DB struct {
 	secret []byte
 	opts   Options
 	boot   uint64
+	hmacs  sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret
 }
 
 // Open opens (creating when missing) the data directory, its secret and the
@@ -245,11 +249,19 @@ func (d *DB) Boot() uint64 { return d.boot }
 // compact) only.
 func (d *DB) Bolt() *bolt.DB { return d.db }
 
-// CodeHash is the keyed hash under which a code is indexed.
+// CodeHash is the keyed hash under which a code is indexed. It is safe for
+// concurrent use.
 func (d *DB) CodeHash(code string) []byte {
-	m := hmac.New(sha256.New, d.secret)
-	m.Write([]byte(code))
-	return m.Sum(nil)
+	m, ok := d.hmacs.Get().(hash.Hash)
+	if ok {
+		m.Reset() // back to the keyed state, without hashing the key again
+	} else {
+		m = hmac.New(sha256.New, d.secret)
+	}
+	io.WriteString(m, code)
+	sum := m.Sum(nil)
+	d.hmacs.Put(m)
+	return sum
 }
 
 // Update runs fn in a read-write transaction, committed (and fsync'd) when fn
