@@ -26,22 +26,28 @@ type broker struct {
 	log  string
 }
 
-// brokerConfig is the mosquitto.conf (mosquitto 2.0) of a benchmark broker.
-func brokerConfig(port int, logPath string) string {
+// brokerConfig is the mosquitto.conf (mosquitto 2.0) of a benchmark broker;
+// with limits, mosquitto's own defaults for in-flight and queued messages
+// per client stay in force.
+func brokerConfig(port int, logPath string, limits bool) string {
 	lines := []string{
 		"per_listener_settings false",
 		"allow_anonymous true",
 		"persistence false",
-		"max_queued_messages 0",
-		"max_queued_bytes 0",
-		"max_inflight_messages 0",
-		"max_inflight_bytes 0",
+	}
+	if !limits {
+		lines = append(lines,
+			"max_queued_messages 0",
+			"max_queued_bytes 0",
+			"max_inflight_messages 0",
+			"max_inflight_bytes 0")
+	}
+	lines = append(lines,
 		"set_tcp_nodelay true",
-		"log_dest file " + logPath,
+		"log_dest file "+logPath,
 		"log_type error",
 		"log_type warning",
-		"log_type notice",
-	}
+		"log_type notice")
 	if os.Geteuid() == 0 {
 		// As root mosquitto would switch to its own user, which cannot
 		// write the benchmark's directory.
@@ -65,8 +71,9 @@ func mosquittoBinary() (string, error) {
 	return "", errors.New("mosquitto is not installed (make deps installs it)")
 }
 
-// startBroker runs mosquitto on a free loopback port with its files in dir.
-func startBroker(dir string) (*broker, error) {
+// startBroker runs mosquitto on a free loopback port with its files in dir;
+// limits keeps mosquitto's default per-client limits.
+func startBroker(dir string, limits bool) (*broker, error) {
 	bin, err := mosquittoBinary()
 	if err != nil {
 		return nil, err
@@ -84,7 +91,7 @@ func startBroker(dir string) (*broker, error) {
 		l.Close()
 		b := &broker{port: port, log: filepath.Join(dir, "mosquitto.log"), done: make(chan struct{})}
 		conf := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(conf, []byte(brokerConfig(port, b.log)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(brokerConfig(port, b.log, limits)), 0o600); err != nil {
 			return nil, err
 		}
 		out, err := os.OpenFile(filepath.Join(dir, "mosquitto.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

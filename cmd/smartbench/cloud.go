@@ -171,22 +171,42 @@ func (c *cloud) acker(ctx context.Context) {
 	}
 }
 
-// waitDone waits until every event is acked, and returns when that was.
-func (c *cloud) waitDone(ctx context.Context, timeout time.Duration) (time.Time, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-c.done:
-		return c.doneAt, nil
-	case <-ctx.Done():
-		return time.Time{}, ctx.Err()
-	case <-t.C:
+// stallTimeout is how long the cloud waits without a new event before it
+// gives up: far longer than the drain ever pauses, shorter than the link's
+// ack timeout, after which it would publish what a broker dropped again.
+const stallTimeout = 20 * time.Second
+
+// waitDone waits until every event is acked, and returns when that was. It
+// fails once no new event has come for stallTimeout.
+func (c *cloud) waitDone(ctx context.Context) (time.Time, error) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, lastAt := -1, time.Now()
+	for {
+		select {
+		case <-c.done:
+			return c.doneAt, nil
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-tick.C:
+		}
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		return time.Time{}, fmt.Errorf("cloud: %d of %d events after %v (contiguous to %d, acked %d)%s",
-			c.received, len(c.got), timeout, c.contig, c.acked, errSuffix(c.badSeq))
+		n := c.received
+		if n != last {
+			last, lastAt = n, time.Now()
+		}
+		stalled := time.Since(lastAt) > stallTimeout
+		if stalled {
+			defer c.mu.Unlock()
+			return time.Time{}, fmt.Errorf("%w: %d of %d events, none for %v (contiguous to %d, acked %d)%s",
+				errStalled, c.received, len(c.got), stallTimeout, c.contig, c.acked, errSuffix(c.badSeq))
+		}
+		c.mu.Unlock()
 	}
 }
+
+// errStalled is returned by waitDone when events stopped coming.
+var errStalled = errors.New("cloud: the events stopped coming")
 
 func errSuffix(err error) string {
 	if err == nil {

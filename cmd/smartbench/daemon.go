@@ -187,27 +187,27 @@ func startOnce(ctx context.Context, bin, work, template, url string, rep int, fi
 	}
 	res.rssOnline = append(res.rssOnline, st["VmRSS"])
 	rss, anon, file := st["VmRSS"], st["RssAnon"], st["RssFile"]
-	deadline := time.Now().Add(drainTimeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	var doneAt time.Time
-	for doneAt.IsZero() {
+	drained := make(chan error, 1)
+	go func() { _, err := c.waitDone(ctx); drained <- err }()
+	for sampling := true; sampling; {
 		select {
-		case <-c.done:
-			doneAt = c.doneAt
+		case err := <-drained:
+			if err != nil {
+				return fmt.Errorf("daemon drain: %w", err)
+			}
+			sampling = false
 		case <-exited:
 			return fmt.Errorf("the daemon exited while draining; log:\n%s", tailFile(logPath, 2000))
 		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			_, err := c.waitDone(ctx, 0)
-			return err
 		}
 		if st, err = procStatus(cmd.Process.Pid); err != nil {
 			return err
 		}
 		rss, anon, file = max(rss, st["VmRSS"]), max(anon, st["RssAnon"]), max(file, st["RssFile"])
 	}
+	doneAt := c.doneAt
 	res.drain = append(res.drain, float64(last-first+1)/doneAt.Sub(online).Seconds())
 	res.rssMax = append(res.rssMax, rss)
 	res.anonMax = append(res.anonMax, anon)
