@@ -18,16 +18,19 @@ import (
 	"smartboxd/store"
 )
 
-// The keypad paths. An entry is timed from Box.KeypadEntry to the box's
-// Feedback call, which the loop makes right after the decision's
-// transaction (and, for a right code, after the lock pulse was started).
-// Each cycle enters a wrong code, the cycle key's drop-off code, a wrong
-// code and its pickup code, each followed by one baseline operation, so
-// the two sides share the machine's noise.
+// The keypad paths. An entry is timed from Box.KeypadEntry to two points:
+// the decision taken (the box's transaction function returned: the code
+// looked up, the rules applied, the state change and its events staged),
+// and the decision committed (the box's Feedback call, which the loop makes
+// after the transaction commits and, for a right code, after the lock pulse
+// was started). Each cycle enters a wrong code, the cycle key's drop-off
+// code, a wrong code and its pickup code, each followed by one baseline
+// operation, so the two sides share the machine's noise.
 //
-// The code check runs on a store opened with NoSync: the decision's own
-// work (lookup, rules, events, the commit's page writes) without the disk
-// flush, which the durable decision measures on the same data with fsync.
+// The code check runs on a store opened with NoSync: the decision against a
+// bare HMAC and Get, and the decision committed without the disk flush
+// against a bare commit. The durable decision runs on the same data with
+// fsync, against a bare fsync'd commit.
 
 // t0 is the benchmark box's (fake) time.
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -121,28 +124,34 @@ func (x *bareDB) put(payload []byte) (time.Duration, error) {
 }
 
 // enter submits code at the keypad and returns how long the box took to
-// decide, checking that it decided as expected.
-func (b *benchBox) enter(ctx context.Context, code string, wantAccepted bool) (time.Duration, error) {
+// take its decision (its transaction function returned) and to tell the
+// keypad (the transaction committed), checking that it decided as expected.
+func (b *benchBox) enter(ctx context.Context, code string, wantAccepted bool) (staged, decided time.Duration, err error) {
 	_, _, n0 := b.fb.last()
 	start := time.Now()
 	b.box.KeypadEntry(code)
 	if err := b.flush(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	at, accepted, n := b.fb.last()
 	if n != n0+1 {
-		return 0, fmt.Errorf("keypad entry: %d decisions, want 1", n-n0)
+		return 0, 0, fmt.Errorf("keypad entry: %d decisions, want 1", n-n0)
 	}
 	if accepted != wantAccepted {
-		return 0, fmt.Errorf("keypad entry: accepted %v, want %v", accepted, wantAccepted)
+		return 0, 0, fmt.Errorf("keypad entry: accepted %v, want %v", accepted, wantAccepted)
 	}
-	return at.Sub(start), nil
+	st := b.st.lastStaged()
+	if st.Before(start) || st.After(at) {
+		return 0, 0, fmt.Errorf("keypad entry: no transaction between the entry and its decision")
+	}
+	return st.Sub(start), at.Sub(start), nil
 }
 
 // entrySamples are the keypad decisions of one run and their baselines.
 type entrySamples struct {
-	wrong, right     samples // daemon: wrong codes, right codes
-	baseWrong, baseR samples // the baseline operation after each
+	wrong, right             samples // entry to the keypad told: the decision committed
+	wrongStaged, rightStaged samples // entry to the decision taken, before its commit
+	baseWrong, baseR         samples // the baseline operation after each
 }
 
 // runEntries runs cycles of (wrong, drop-off, wrong, pickup) entries, each
@@ -151,7 +160,7 @@ func runEntries(ctx context.Context, b *benchBox, clock *clockwork.FakeClock, co
 	base func(code string, stored bool) (time.Duration, error)) (*entrySamples, error) {
 	s := &entrySamples{}
 	step := func(code string, right bool) error {
-		d, err := b.enter(ctx, code, right)
+		st, d, err := b.enter(ctx, code, right)
 		if err != nil {
 			return err
 		}
@@ -160,9 +169,9 @@ func runEntries(ctx context.Context, b *benchBox, clock *clockwork.FakeClock, co
 			return err
 		}
 		if right {
-			s.right, s.baseR = append(s.right, d), append(s.baseR, bd)
+			s.right, s.rightStaged, s.baseR = append(s.right, d), append(s.rightStaged, st), append(s.baseR, bd)
 		} else {
-			s.wrong, s.baseWrong = append(s.wrong, d), append(s.baseWrong, bd)
+			s.wrong, s.wrongStaged, s.baseWrong = append(s.wrong, d), append(s.wrongStaged, st), append(s.baseWrong, bd)
 		}
 		return nil
 	}

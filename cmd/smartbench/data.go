@@ -187,10 +187,39 @@ var (
 	_ device.Locker   = (*countLocker)(nil)
 )
 
+// stagingStore is the store as the benchmark box sees it. It notes when
+// each of the box's transaction functions returns: the decision is then
+// taken and its writes staged, and only the commit is left.
+type stagingStore struct {
+	*store.DB
+	mu     sync.Mutex
+	staged time.Time
+}
+
+var _ device.Store = (*stagingStore)(nil)
+
+func (s *stagingStore) Update(fn func(tx *store.Tx) error) error {
+	return s.DB.Update(func(tx *store.Tx) error {
+		err := fn(tx)
+		now := time.Now()
+		s.mu.Lock()
+		s.staged = now
+		s.mu.Unlock()
+		return err
+	})
+}
+
+func (s *stagingStore) lastStaged() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.staged
+}
+
 // benchBox is a running device.Box on a store.
 type benchBox struct {
 	box    *device.Box
 	db     *store.DB
+	st     *stagingStore
 	fb     *stampFeedback
 	locks  *countLocker
 	cancel context.CancelFunc
@@ -217,9 +246,9 @@ func boxConfig(db *store.DB, clock clockwork.Clock) device.Config {
 
 // startBox runs a box on db until stop.
 func startBox(ctx context.Context, db *store.DB, clock clockwork.Clock) (*benchBox, error) {
-	b := &benchBox{db: db, fb: &stampFeedback{}, locks: &countLocker{}, done: make(chan error, 1)}
+	b := &benchBox{db: db, st: &stagingStore{DB: db}, fb: &stampFeedback{}, locks: &countLocker{}, done: make(chan error, 1)}
 	cfg := boxConfig(db, clock)
-	cfg.Feedback, cfg.Locks = b.fb, b.locks
+	cfg.Store, cfg.Feedback, cfg.Locks = b.st, b.fb, b.locks
 	box, err := device.New(cfg)
 	if err != nil {
 		return nil, err

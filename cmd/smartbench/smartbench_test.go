@@ -49,7 +49,7 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, key := range []string{
 		"code_check_wrong_p50_us", "code_check_wrong_p50_baseline_us", "code_check_wrong_p99_ratio",
-		"code_check_right_p50_us", "code_check_right_p99_baseline_us",
+		"code_check_right_p50_us", "code_check_right_p99_baseline_us", "committed_nosync_wrong_us", "committed_nosync_right_baseline_us",
 		"durable_decision_wrong_us", "durable_decision_right_baseline_us",
 		"snapshot_ms", "snapshot_baseline_ms",
 		"outbox_drain_per_s", "outbox_drain_baseline_per_s",
