@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 type kv struct{ k, v []byte }
@@ -46,43 +44,43 @@ func (t *Tx) ReplaceAll(version string, keys []*Key, codes []*AccessCode) error 
 	for _, b := range []struct {
 		name []byte
 		recs []kv
-		dst  **bolt.Bucket
 	}{
-		{bucketKeys, keyRecs, &t.keys},
-		{bucketFobs, fobRecs, &t.fobs},
-		{bucketCodes, codeRecs, &t.codes},
-		{bucketCodeIndex, idxRecs, &t.codeIdx},
-		{bucketSchedule, schedRecs, &t.sched},
+		{bucketKeys, keyRecs},
+		{bucketFobs, fobRecs},
+		{bucketCodes, codeRecs},
+		{bucketCodeIndex, idxRecs},
+		{bucketSchedule, schedRecs},
 	} {
-		if *b.dst, err = t.refill(b.name, b.recs); err != nil {
+		if err = t.refill(b.name, b.recs); err != nil {
 			return err
 		}
 	}
-	if err := putU64(t.meta, metaKeyCount, uint64(len(keys))); err != nil {
+	if err := putU64(t.meta(), metaKeyCount, uint64(len(keys))); err != nil {
 		return err
 	}
-	if err := putU64(t.meta, metaCodeCount, uint64(len(codes))); err != nil {
+	if err := putU64(t.meta(), metaCodeCount, uint64(len(codes))); err != nil {
 		return err
 	}
-	return t.meta.Put(metaSnapshot, []byte(version))
+	return t.meta().Put(metaSnapshot, []byte(version))
 }
 
 // refill drops bucket name and writes recs into a new one, sorted, with a
 // high fill percent since the keys arrive in order.
-func (t *Tx) refill(name []byte, recs []kv) (*bolt.Bucket, error) {
+func (t *Tx) refill(name []byte, recs []kv) error {
 	if err := t.tx.DeleteBucket(name); err != nil {
-		return nil, fmt.Errorf("store: replace %s: %w", name, err)
+		return fmt.Errorf("store: replace %s: %w", name, err)
 	}
 	b, err := t.tx.CreateBucket(name)
 	if err != nil {
-		return nil, fmt.Errorf("store: replace %s: %w", name, err)
+		return fmt.Errorf("store: replace %s: %w", name, err)
 	}
+	t.forget(name)
 	b.FillPercent = 0.9
 	slices.SortFunc(recs, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
 	for _, r := range recs {
 		if err := b.Put(r.k, r.v); err != nil {
-			return nil, fmt.Errorf("store: replace %s: %w", name, err)
+			return fmt.Errorf("store: replace %s: %w", name, err)
 		}
 	}
-	return b, nil
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -17,7 +18,7 @@ const EventOverflow = "outbox.overflow"
 // its id and seq. When the outbox is full, the oldest events are dropped and
 // an outbox.overflow event saying how many goes before this one.
 func (t *Tx) Append(typ string, at time.Time, data any) (Event, error) {
-	depth := getU64(t.meta, metaOutboxDepth)
+	depth := getU64(t.meta(), metaOutboxDepth)
 	if limit := uint64(t.d.opts.MaxEvents); depth+1 > limit {
 		// Room for the overflow event and this one, and a batch more so a
 		// long outage leaves few overflow notices.
@@ -38,7 +39,7 @@ func (t *Tx) append(typ string, at time.Time, data any) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("store: encode %s event: %w", typ, err)
 	}
-	seq, err := t.outbox.NextSequence()
+	seq, err := t.outbox().NextSequence()
 	if err != nil {
 		return Event{}, fmt.Errorf("store: outbox sequence: %w", err)
 	}
@@ -47,20 +48,17 @@ func (t *Tx) append(typ string, at time.Time, data any) (Event, error) {
 		return Event{}, fmt.Errorf("store: event id: %w", err)
 	}
 	ev := Event{ID: hex.EncodeToString(id[:]), BoxID: t.d.opts.BoxID, Seq: seq, Type: typ, At: at.UTC().Truncate(time.Millisecond), Data: raw}
-	payload, err := json.Marshal(ev)
-	if err != nil {
-		return Event{}, fmt.Errorf("store: encode event: %w", err)
-	}
-	if err := t.outbox.Put(be64(seq), payload); err != nil {
+	payload := ev.encode()
+	if err := t.outbox().Put(be64(seq), payload); err != nil {
 		return Event{}, fmt.Errorf("store: append event: %w", err)
 	}
-	if err := addU64(t.meta, metaOutboxDepth, 1); err != nil {
+	if err := addU64(t.meta(), metaOutboxDepth, 1); err != nil {
 		return Event{}, err
 	}
-	if err := t.history.Put(be64(seq), payload); err != nil {
+	if err := t.history().Put(be64(seq), payload); err != nil {
 		return Event{}, fmt.Errorf("store: history: %w", err)
 	}
-	c := t.history.Cursor()
+	c := t.history().Cursor()
 	for k, _ := c.First(); k != nil && seq-binary.BigEndian.Uint64(k) >= uint64(t.d.opts.History); k, _ = c.First() {
 		if err := c.Delete(); err != nil {
 			return Event{}, fmt.Errorf("store: trim history: %w", err)
@@ -71,14 +69,14 @@ func (t *Tx) append(typ string, at time.Time, data any) (Event, error) {
 
 func (t *Tx) dropOldest(n uint64) (uint64, error) {
 	var dropped uint64
-	c := t.outbox.Cursor()
+	c := t.outbox().Cursor()
 	for k, _ := c.First(); k != nil && dropped < n; k, _ = c.First() {
 		if err := c.Delete(); err != nil {
 			return dropped, fmt.Errorf("store: drop events: %w", err)
 		}
 		dropped++
 	}
-	return dropped, addU64(t.meta, metaOutboxDepth, -int64(dropped))
+	return dropped, addU64(t.meta(), metaOutboxDepth, -int64(dropped))
 }
 
 // Record is an outbox entry ready to publish.
@@ -91,7 +89,7 @@ type Record struct {
 func (d *DB) Pending(after uint64, max int) ([]Record, error) {
 	var out []Record
 	err := d.View(func(t *Tx) error {
-		c := t.outbox.Cursor()
+		c := t.outbox().Cursor()
 		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 			out = append(out, Record{Seq: binary.BigEndian.Uint64(k), Payload: bytes.Clone(v)})
 		}
@@ -105,20 +103,20 @@ func (d *DB) Ack(upto uint64) (int, error) {
 	n := 0
 	err := d.Update(func(t *Tx) error {
 		n = 0
-		upto := min(upto, t.outbox.Sequence()) // never ahead of what exists
-		c := t.outbox.Cursor()
+		upto := min(upto, t.outbox().Sequence()) // never ahead of what exists
+		c := t.outbox().Cursor()
 		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upto; k, _ = c.First() {
 			if err := c.Delete(); err != nil {
 				return fmt.Errorf("store: ack: %w", err)
 			}
 			n++
 		}
-		if upto > getU64(t.meta, metaAcked) {
-			if err := putU64(t.meta, metaAcked, upto); err != nil {
+		if upto > getU64(t.meta(), metaAcked) {
+			if err := putU64(t.meta(), metaAcked, upto); err != nil {
 				return err
 			}
 		}
-		return addU64(t.meta, metaOutboxDepth, -int64(n))
+		return addU64(t.meta(), metaOutboxDepth, -int64(n))
 	})
 	return n, err
 }
@@ -129,20 +127,20 @@ func (d *DB) AckSeqs(seqs []uint64) error {
 	return d.Update(func(t *Tx) error {
 		n := 0
 		for _, s := range seqs {
-			if t.outbox.Get(be64(s)) == nil {
+			if t.outbox().Get(be64(s)) == nil {
 				continue
 			}
-			if err := t.outbox.Delete(be64(s)); err != nil {
+			if err := t.outbox().Delete(be64(s)); err != nil {
 				return fmt.Errorf("store: ack: %w", err)
 			}
 			n++
-			if s > getU64(t.meta, metaAcked) {
-				if err := putU64(t.meta, metaAcked, s); err != nil {
+			if s > getU64(t.meta(), metaAcked) {
+				if err := putU64(t.meta(), metaAcked, s); err != nil {
 					return err
 				}
 			}
 		}
-		return addU64(t.meta, metaOutboxDepth, -int64(n))
+		return addU64(t.meta(), metaOutboxDepth, -int64(n))
 	})
 }
 
@@ -157,11 +155,11 @@ type OutboxStats struct {
 // OutboxStats reads the outbox's figures.
 func (t *Tx) OutboxStats() OutboxStats {
 	s := OutboxStats{
-		Depth:   int(getU64(t.meta, metaOutboxDepth)),
-		LastSeq: t.outbox.Sequence(),
-		Acked:   getU64(t.meta, metaAcked),
+		Depth:   int(getU64(t.meta(), metaOutboxDepth)),
+		LastSeq: t.outbox().Sequence(),
+		Acked:   getU64(t.meta(), metaAcked),
 	}
-	if _, v := t.outbox.Cursor().First(); v != nil {
+	if _, v := t.outbox().Cursor().First(); v != nil {
 		var ev struct {
 			At time.Time `json:"at"`
 		}
@@ -183,7 +181,7 @@ func (d *DB) OutboxStats() (OutboxStats, error) {
 func (d *DB) Recent(n int) ([]Event, error) {
 	var out []Event
 	err := d.View(func(t *Tx) error {
-		c := t.history.Cursor()
+		c := t.history().Cursor()
 		var raws [][]byte
 		for k, v := c.Last(); k != nil && len(raws) < n; k, v = c.Prev() {
 			raws = append(raws, v)
@@ -198,4 +196,40 @@ func (d *DB) Recent(n int) ([]Event, error) {
 		return nil
 	})
 	return out, err
+}
+
+// encode is the event's JSON, as json.Marshal would write it, built
+// directly: the data is encoded once, not re-scanned as a RawMessage.
+func (ev Event) encode() []byte {
+	b := make([]byte, 0, 112+len(ev.BoxID)+len(ev.Type)+len(ev.Data))
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, ev.ID)
+	b = append(b, `,"box_id":`...)
+	b = appendJSONString(b, ev.BoxID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, ev.Seq, 10)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, ev.Type)
+	b = append(b, `,"at":"`...)
+	b = ev.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	if len(ev.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, ev.Data...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // the rare path: escapes exactly as encoding/json
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -426,3 +426,23 @@ func TestRecent(t *testing.T) {
 		t.Errorf("history bucket holds %d records, want 5", n)
 	}
 }
+
+// TestEventEncodingMatchesJSON: the outbox writes events as encoding/json
+// would, for every kind of string the fields can hold.
+func TestEventEncodingMatchesJSON(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 123_000_000, time.UTC)
+	for _, ev := range []Event{
+		{ID: "a1", BoxID: "box-1", Seq: 1, Type: "bin.unlocked", At: at, Data: json.RawMessage(`{"bin":1}`)},
+		{ID: "x", BoxID: `we"ird\box<&>`, Seq: 1 << 40, Type: "t\n", At: at.Truncate(time.Second), Data: json.RawMessage(`{"s":"ü"}`)},
+		{ID: "", BoxID: "", Seq: 0, Type: "é", At: time.Time{}, Data: json.RawMessage(`[]`)},
+		{ID: "n", BoxID: "b", Seq: 2, Type: "x", At: at, Data: nil},
+	} {
+		want, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.encode(); string(got) != string(want) {
+			t.Errorf("encode:\n got %s\nwant %s", got, want)
+		}
+	}
+}

@@ -280,11 +280,7 @@ func (d *DB) View(fn func(tx *Tx) error) error {
 }
 
 func (d *DB) wrap(btx *bolt.Tx) *Tx {
-	return &Tx{tx: btx, d: d,
-		meta: btx.Bucket(bucketMeta), bins: btx.Bucket(bucketBins), keys: btx.Bucket(bucketKeys),
-		fobs: btx.Bucket(bucketFobs), codes: btx.Bucket(bucketCodes), codeIdx: btx.Bucket(bucketCodeIndex),
-		sched: btx.Bucket(bucketSchedule), outbox: btx.Bucket(bucketOutbox), history: btx.Bucket(bucketHistory),
-		replies: btx.Bucket(bucketReplies), replyLog: btx.Bucket(bucketReplyLog)}
+	return &Tx{tx: btx, d: d}
 }
 
 func be64(n uint64) []byte {

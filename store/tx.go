@@ -17,9 +17,37 @@ import (
 type Tx struct {
 	tx *bolt.Tx
 	d  *DB
-
-	meta, bins, keys, fobs, codes, codeIdx, sched, outbox, history, replies, replyLog *bolt.Bucket
+	// buckets opened so far: each is looked up on first use, since a
+	// decision touches only a few of them.
+	open map[string]*bolt.Bucket
 }
+
+func (t *Tx) bucket(name []byte) *bolt.Bucket {
+	if b, ok := t.open[string(name)]; ok {
+		return b
+	}
+	b := t.tx.Bucket(name)
+	if t.open == nil {
+		t.open = make(map[string]*bolt.Bucket, 4)
+	}
+	t.open[string(name)] = b
+	return b
+}
+
+// forget drops a cached bucket that was deleted and made anew.
+func (t *Tx) forget(name []byte) { delete(t.open, string(name)) }
+
+func (t *Tx) meta() *bolt.Bucket     { return t.bucket(bucketMeta) }
+func (t *Tx) bins() *bolt.Bucket     { return t.bucket(bucketBins) }
+func (t *Tx) keys() *bolt.Bucket     { return t.bucket(bucketKeys) }
+func (t *Tx) fobs() *bolt.Bucket     { return t.bucket(bucketFobs) }
+func (t *Tx) codes() *bolt.Bucket    { return t.bucket(bucketCodes) }
+func (t *Tx) codeIdx() *bolt.Bucket  { return t.bucket(bucketCodeIndex) }
+func (t *Tx) sched() *bolt.Bucket    { return t.bucket(bucketSchedule) }
+func (t *Tx) outbox() *bolt.Bucket   { return t.bucket(bucketOutbox) }
+func (t *Tx) history() *bolt.Bucket  { return t.bucket(bucketHistory) }
+func (t *Tx) replies() *bolt.Bucket  { return t.bucket(bucketReplies) }
+func (t *Tx) replyLog() *bolt.Bucket { return t.bucket(bucketReplyLog) }
 
 func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	raw := b.Get(k)
@@ -48,18 +76,18 @@ func binKey(id int) []byte { return be64(uint64(id)) }
 // Bin returns bin id's record; a bin never written is empty.
 func (t *Tx) Bin(id int) (Bin, error) {
 	b := Bin{ID: id}
-	_, err := getJSON(t.bins, binKey(id), &b)
+	_, err := getJSON(t.bins(), binKey(id), &b)
 	b.ID = id
 	return b, err
 }
 
 // PutBin writes a bin's record.
-func (t *Tx) PutBin(b Bin) error { return putJSON(t.bins, binKey(b.ID), b) }
+func (t *Tx) PutBin(b Bin) error { return putJSON(t.bins(), binKey(b.ID), b) }
 
 // Key returns the key with id, or nil when there is none.
 func (t *Tx) Key(id string) (*Key, error) {
 	var k Key
-	ok, err := getJSON(t.keys, []byte(id), &k)
+	ok, err := getJSON(t.keys(), []byte(id), &k)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -68,7 +96,7 @@ func (t *Tx) Key(id string) (*Key, error) {
 
 // KeyByFob returns the id of the key that owns serial, or "".
 func (t *Tx) KeyByFob(serial string) string {
-	return string(t.fobs.Get([]byte(serial)))
+	return string(t.fobs().Get([]byte(serial)))
 }
 
 // PutKey writes k, moving its fob and key-code index entries when they
@@ -79,7 +107,7 @@ func (t *Tx) PutKey(k *Key) error {
 		return err
 	}
 	if old == nil {
-		if err := addU64(t.meta, metaKeyCount, 1); err != nil {
+		if err := addU64(t.meta(), metaKeyCount, 1); err != nil {
 			return err
 		}
 	} else {
@@ -88,28 +116,28 @@ func (t *Tx) PutKey(k *Key) error {
 		}
 	}
 	if k.Fob != "" && (old == nil || old.Fob != k.Fob) {
-		if err := t.fobs.Put([]byte(k.Fob), []byte(k.ID)); err != nil {
+		if err := t.fobs().Put([]byte(k.Fob), []byte(k.ID)); err != nil {
 			return fmt.Errorf("store: index fob: %w", err)
 		}
 	}
 	if len(k.CodeHash) > 0 && (old == nil || !bytes.Equal(old.CodeHash, k.CodeHash)) {
-		if err := t.codeIdx.Put(k.CodeHash, owner(OwnerKey, k.ID)); err != nil {
+		if err := t.codeIdx().Put(k.CodeHash, owner(OwnerKey, k.ID)); err != nil {
 			return fmt.Errorf("store: index key code: %w", err)
 		}
 	}
-	return putJSON(t.keys, []byte(k.ID), k)
+	return putJSON(t.keys(), []byte(k.ID), k)
 }
 
 // unindexKey drops old's index entries that next (nil: deleting) no longer has.
 func (t *Tx) unindexKey(old, next *Key) error {
 	if old.Fob != "" && (next == nil || next.Fob != old.Fob) && t.KeyByFob(old.Fob) == old.ID {
-		if err := t.fobs.Delete([]byte(old.Fob)); err != nil {
+		if err := t.fobs().Delete([]byte(old.Fob)); err != nil {
 			return fmt.Errorf("store: unindex fob: %w", err)
 		}
 	}
 	if len(old.CodeHash) > 0 && (next == nil || !bytes.Equal(next.CodeHash, old.CodeHash)) {
 		if o, ok := t.CodeOwner(old.CodeHash); ok && o.Kind == OwnerKey && o.ID == old.ID {
-			if err := t.codeIdx.Delete(old.CodeHash); err != nil {
+			if err := t.codeIdx().Delete(old.CodeHash); err != nil {
 				return fmt.Errorf("store: unindex key code: %w", err)
 			}
 		}
@@ -126,15 +154,15 @@ func (t *Tx) DeleteKey(id string) error {
 	if err := t.unindexKey(old, nil); err != nil {
 		return err
 	}
-	if err := addU64(t.meta, metaKeyCount, -1); err != nil {
+	if err := addU64(t.meta(), metaKeyCount, -1); err != nil {
 		return err
 	}
-	return t.keys.Delete([]byte(id))
+	return t.keys().Delete([]byte(id))
 }
 
 // ForEachKey calls fn for every key in id order until fn returns an error.
 func (t *Tx) ForEachKey(fn func(*Key) error) error {
-	return t.keys.ForEach(func(_, v []byte) error {
+	return t.keys().ForEach(func(_, v []byte) error {
 		var k Key
 		if err := json.Unmarshal(v, &k); err != nil {
 			return fmt.Errorf("store: decode key: %w", err)
@@ -144,10 +172,10 @@ func (t *Tx) ForEachKey(fn func(*Key) error) error {
 }
 
 // KeyCount is how many keys are stored.
-func (t *Tx) KeyCount() int { return int(getU64(t.meta, metaKeyCount)) }
+func (t *Tx) KeyCount() int { return int(getU64(t.meta(), metaKeyCount)) }
 
 // AccessCodeCount is how many access codes are stored.
-func (t *Tx) AccessCodeCount() int { return int(getU64(t.meta, metaCodeCount)) }
+func (t *Tx) AccessCodeCount() int { return int(getU64(t.meta(), metaCodeCount)) }
 
 func owner(kind byte, id string) []byte {
 	return append([]byte{kind}, id...)
@@ -155,7 +183,7 @@ func owner(kind byte, id string) []byte {
 
 // CodeOwner returns what hash is the code of, if anything.
 func (t *Tx) CodeOwner(hash []byte) (CodeOwner, bool) {
-	v := t.codeIdx.Get(hash)
+	v := t.codeIdx().Get(hash)
 	if len(v) < 1 {
 		return CodeOwner{}, false
 	}
@@ -165,7 +193,7 @@ func (t *Tx) CodeOwner(hash []byte) (CodeOwner, bool) {
 // AccessCode returns the access code with id, or nil.
 func (t *Tx) AccessCode(id string) (*AccessCode, error) {
 	var a AccessCode
-	ok, err := getJSON(t.codes, []byte(id), &a)
+	ok, err := getJSON(t.codes(), []byte(id), &a)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -199,31 +227,31 @@ func (t *Tx) PutAccessCode(a *AccessCode) error {
 		return err
 	}
 	if old == nil {
-		if err := addU64(t.meta, metaCodeCount, 1); err != nil {
+		if err := addU64(t.meta(), metaCodeCount, 1); err != nil {
 			return err
 		}
 	} else if err := t.unindexCode(old); err != nil {
 		return err
 	}
-	if err := t.codeIdx.Put(a.CodeHash, owner(OwnerAccessCode, a.ID)); err != nil {
+	if err := t.codeIdx().Put(a.CodeHash, owner(OwnerAccessCode, a.ID)); err != nil {
 		return fmt.Errorf("store: index code: %w", err)
 	}
 	if at := a.NextTransition(); !at.IsZero() {
-		if err := t.sched.Put(schedKey(at, a.ID), nil); err != nil {
+		if err := t.sched().Put(schedKey(at, a.ID), nil); err != nil {
 			return fmt.Errorf("store: schedule: %w", err)
 		}
 	}
-	return putJSON(t.codes, []byte(a.ID), a)
+	return putJSON(t.codes(), []byte(a.ID), a)
 }
 
 func (t *Tx) unindexCode(old *AccessCode) error {
 	if o, ok := t.CodeOwner(old.CodeHash); ok && o.Kind == OwnerAccessCode && o.ID == old.ID {
-		if err := t.codeIdx.Delete(old.CodeHash); err != nil {
+		if err := t.codeIdx().Delete(old.CodeHash); err != nil {
 			return fmt.Errorf("store: unindex code: %w", err)
 		}
 	}
 	if at := old.NextTransition(); !at.IsZero() {
-		if err := t.sched.Delete(schedKey(at, old.ID)); err != nil {
+		if err := t.sched().Delete(schedKey(at, old.ID)); err != nil {
 			return fmt.Errorf("store: unschedule: %w", err)
 		}
 	}
@@ -239,15 +267,15 @@ func (t *Tx) DeleteAccessCode(id string) error {
 	if err := t.unindexCode(old); err != nil {
 		return err
 	}
-	if err := addU64(t.meta, metaCodeCount, -1); err != nil {
+	if err := addU64(t.meta(), metaCodeCount, -1); err != nil {
 		return err
 	}
-	return t.codes.Delete([]byte(id))
+	return t.codes().Delete([]byte(id))
 }
 
 // ForEachAccessCode calls fn for every access code in id order.
 func (t *Tx) ForEachAccessCode(fn func(*AccessCode) error) error {
-	return t.codes.ForEach(func(_, v []byte) error {
+	return t.codes().ForEach(func(_, v []byte) error {
 		var a AccessCode
 		if err := json.Unmarshal(v, &a); err != nil {
 			return fmt.Errorf("store: decode access code: %w", err)
@@ -266,7 +294,7 @@ type ScheduleEntry struct {
 // and the time of the first one after them (zero when there is none). A
 // transition outside 1677-2262 is reported at that span's nearer end.
 func (t *Tx) Due(now time.Time, max int) (due []ScheduleEntry, next time.Time) {
-	c := t.sched.Cursor()
+	c := t.sched().Cursor()
 	limit := schedKey(now, "")
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])^(1<<63))).UTC()
@@ -280,7 +308,7 @@ func (t *Tx) Due(now time.Time, max int) (due []ScheduleEntry, next time.Time) {
 
 // Unschedule drops a schedule entry.
 func (t *Tx) Unschedule(e ScheduleEntry) error {
-	if err := t.sched.Delete(schedKey(e.At, e.ID)); err != nil {
+	if err := t.sched().Delete(schedKey(e.At, e.ID)); err != nil {
 		return fmt.Errorf("store: unschedule: %w", err)
 	}
 	return nil
@@ -289,23 +317,23 @@ func (t *Tx) Unschedule(e ScheduleEntry) error {
 // Settings returns the box settings.
 func (t *Tx) Settings() (Settings, error) {
 	var s Settings
-	_, err := getJSON(t.meta, metaSettings, &s)
+	_, err := getJSON(t.meta(), metaSettings, &s)
 	return s, err
 }
 
 // PutSettings writes the box settings.
-func (t *Tx) PutSettings(s Settings) error { return putJSON(t.meta, metaSettings, s) }
+func (t *Tx) PutSettings(s Settings) error { return putJSON(t.meta(), metaSettings, s) }
 
 // Lockout returns the keypad's lockout state, or the console's with console.
 func (t *Tx) Lockout(console bool) (Lockout, error) {
 	var l Lockout
-	_, err := getJSON(t.meta, lockoutKey(console), &l)
+	_, err := getJSON(t.meta(), lockoutKey(console), &l)
 	return l, err
 }
 
 // PutLockout writes the keypad's (or the console's) lockout state.
 func (t *Tx) PutLockout(console bool, l Lockout) error {
-	return putJSON(t.meta, lockoutKey(console), l)
+	return putJSON(t.meta(), lockoutKey(console), l)
 }
 
 func lockoutKey(console bool) []byte {
@@ -316,11 +344,11 @@ func lockoutKey(console bool) []byte {
 }
 
 // SnapshotVersion is the version of the last snapshot applied.
-func (t *Tx) SnapshotVersion() string { return string(t.meta.Get(metaSnapshot)) }
+func (t *Tx) SnapshotVersion() string { return string(t.meta().Get(metaSnapshot)) }
 
 // Reply returns the stored reply to command id, if there is one.
 func (t *Tx) Reply(id string) ([]byte, bool) {
-	v := t.replies.Get([]byte(id))
+	v := t.replies().Get([]byte(id))
 	if v == nil {
 		return nil, false
 	}
@@ -330,18 +358,18 @@ func (t *Tx) Reply(id string) ([]byte, bool) {
 // PutReply stores the reply to command id, dropping the oldest replies past
 // the bound.
 func (t *Tx) PutReply(id string, reply []byte) error {
-	if t.replies.Get([]byte(id)) == nil {
-		n, err := t.replyLog.NextSequence()
+	if t.replies().Get([]byte(id)) == nil {
+		n, err := t.replyLog().NextSequence()
 		if err != nil {
 			return fmt.Errorf("store: reply log: %w", err)
 		}
-		if err := t.replyLog.Put(be64(n), []byte(id)); err != nil {
+		if err := t.replyLog().Put(be64(n), []byte(id)); err != nil {
 			return fmt.Errorf("store: reply log: %w", err)
 		}
 		// Reply log keys are consecutive: the oldest is the first.
-		c := t.replyLog.Cursor()
+		c := t.replyLog().Cursor()
 		for k, v := c.First(); k != nil && n-binary.BigEndian.Uint64(k) >= uint64(t.d.opts.Replies); k, v = c.First() {
-			if err := t.replies.Delete(v); err != nil {
+			if err := t.replies().Delete(v); err != nil {
 				return fmt.Errorf("store: trim replies: %w", err)
 			}
 			if err := c.Delete(); err != nil {
@@ -349,7 +377,7 @@ func (t *Tx) PutReply(id string, reply []byte) error {
 			}
 		}
 	}
-	if err := t.replies.Put([]byte(id), reply); err != nil {
+	if err := t.replies().Put([]byte(id), reply); err != nil {
 		return fmt.Errorf("store: put reply: %w", err)
 	}
 	return nil
