@@ -48,17 +48,30 @@ func rejectCounts(code string) bool {
 }
 
 func (b *Box) entry(entry string) {
+	now := b.clock.Now()
+	locked := b.keypad.lockedOut(now)
+	var g grant
+	var derr error
+	if !locked {
+		// Decide on a read transaction: a decision reads only what this
+		// loop alone writes, so it still holds when it is recorded below.
+		if err := b.st.View(func(tx *store.Tx) error {
+			g, derr = b.match(&txc{tx: tx, now: now}, entry)
+			return nil
+		}); err != nil {
+			derr = err
+		}
+	}
 	accepted := false
 	err := b.txn(func(c *txc) error {
 		accepted = false
-		if b.keypad.lockedOut(c.now) {
+		if locked {
 			return c.event("code.rejected", map[string]string{"reason": CodeKeypadLockedOut})
 		}
-		g, err := b.match(c, entry)
-		if err != nil {
-			code := CodeOf(err)
+		if derr != nil {
+			code := CodeOf(derr)
 			if code == CodeInternal {
-				return err
+				return derr
 			}
 			if err := c.event("code.rejected", map[string]string{"reason": code}); err != nil {
 				return err

@@ -19,9 +19,9 @@ import (
 )
 
 // The keypad paths. An entry is timed from Box.KeypadEntry to two points:
-// the decision taken (the box's transaction function returned: the code
-// looked up, the rules applied, the state change and its events staged),
-// and the decision committed (the box's Feedback call, which the loop makes
+// the decision taken (the box's write transaction begins: the code was
+// looked up and the rules applied on a read transaction before it), and the
+// decision committed (the box's Feedback call, which the loop makes
 // after the transaction commits and, for a right code, after the lock pulse
 // was started). Each cycle enters a wrong code, the cycle key's drop-off
 // code, a wrong code and its pickup code, each followed by one baseline
@@ -124,7 +124,7 @@ func (x *bareDB) put(payload []byte) (time.Duration, error) {
 }
 
 // enter submits code at the keypad and returns how long the box took to
-// take its decision (its transaction function returned) and to tell the
+// take its decision (its recording transaction began) and to tell the
 // keypad (the transaction committed), checking that it decided as expected.
 func (b *benchBox) enter(ctx context.Context, code string, wantAccepted bool) (staged, decided time.Duration, err error) {
 	_, _, n0 := b.fb.last()

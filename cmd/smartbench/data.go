@@ -188,8 +188,8 @@ var (
 )
 
 // stagingStore is the store as the benchmark box sees it. It notes when
-// each of the box's transaction functions returns: the decision is then
-// taken and its writes staged, and only the commit is left.
+// each of the box's write transactions begins: a keypad decision is taken
+// on a read transaction before it, and the write records it.
 type stagingStore struct {
 	*store.DB
 	mu     sync.Mutex
@@ -199,14 +199,11 @@ type stagingStore struct {
 var _ device.Store = (*stagingStore)(nil)
 
 func (s *stagingStore) Update(fn func(tx *store.Tx) error) error {
-	return s.DB.Update(func(tx *store.Tx) error {
-		err := fn(tx)
-		now := time.Now()
-		s.mu.Lock()
-		s.staged = now
-		s.mu.Unlock()
-		return err
-	})
+	now := time.Now()
+	s.mu.Lock()
+	s.staged = now
+	s.mu.Unlock()
+	return s.DB.Update(fn)
 }
 
 func (s *stagingStore) lastStaged() time.Time {

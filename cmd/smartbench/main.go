@@ -13,9 +13,9 @@
 //
 //   - code check: a keypad entry to its decision, with the codes stored,
 //     wrong codes and right ones (a drop-off and a pickup), p50 and p99:
-//     from device.Box.KeypadEntry to the moment the box's transaction
-//     function returns (the code looked up, the rules applied, the state
-//     change and its events staged); baseline: one HMAC-SHA256 and one
+//     from device.Box.KeypadEntry to the moment the box begins the write
+//     transaction that records its decision (the code looked up and the
+//     rules applied on a read transaction before it); baseline: one HMAC-SHA256 and one
 //     bbolt Get on the same code index. Also reported: the entry to the
 //     box's Feedback call, after the commit, against a bare commit (both
 //     without fsync).
