@@ -260,6 +260,7 @@ func (d *DB) CodeHash(code string) []byte {
 	}
 	io.WriteString(m, code)
 	sum := m.Sum(nil)
+	m.Reset() // keep no trace of the code in the pooled state
 	d.hmacs.Put(m)
 	return sum
 }
