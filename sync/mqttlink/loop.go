@@ -3,10 +3,13 @@ package mqttlink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jonboulle/clockwork"
+
+	"smartboxd/device"
 )
 
 // loopState is owned by the main loop goroutine.
@@ -346,6 +349,9 @@ func (l *Link) publishState(now time.Time) {
 	s.lastState = now
 	s.stateAlarm.clear()
 	st, err := l.box.State()
+	if errors.Is(err, device.ErrStarting) {
+		return // the box publishes a change once it has loaded its state
+	}
 	if err != nil {
 		l.log.Error("mqtt state unreadable", "err", err)
 		return
