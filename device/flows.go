@@ -258,15 +258,8 @@ func (b *Box) endSession(c *txc, x *bin, s *session) {
 // pickedUp records that what was in x has left it.
 func (b *Box) pickedUp(c *txc, x *bin, s *session) error {
 	if s.keyID != "" {
-		k, err := c.tx.Key(s.keyID)
-		if err != nil {
+		if err := checkOut(c, s.keyID, x); err != nil {
 			return err
-		}
-		if k != nil && k.Bin == x.spec.ID {
-			k.Bin = 0
-			if err := c.tx.PutKey(k); err != nil {
-				return err
-			}
 		}
 		if err := c.event("key.picked_up", map[string]any{"key_id": s.keyID, "bin": x.spec.ID, "access_code_id": strOrNil(s.acID), "via": s.via}); err != nil {
 			return err
@@ -279,6 +272,17 @@ func (b *Box) pickedUp(c *txc, x *bin, s *session) error {
 	return c.putBin(x, store.Bin{})
 }
 
+// checkOut records that key id is no longer in bin x, if the store had it
+// there.
+func checkOut(c *txc, id string, x *bin) error {
+	k, err := c.tx.Key(id)
+	if err != nil || k == nil || k.Bin != x.spec.ID {
+		return err
+	}
+	k.Bin = 0
+	return c.tx.PutKey(k)
+}
+
 // moveKey checks key k in at x (with fob serial, "" for none), clearing the
 // bin it was recorded in before.
 func (b *Box) moveKey(c *txc, k *store.Key, x *bin, serial string) error {
@@ -288,15 +292,8 @@ func (b *Box) moveKey(c *txc, k *store.Key, x *bin, serial string) error {
 		}
 	}
 	if x.rec.KeyID != "" && x.rec.KeyID != k.ID {
-		prev, err := c.tx.Key(x.rec.KeyID)
-		if err != nil {
+		if err := checkOut(c, x.rec.KeyID, x); err != nil {
 			return err
-		}
-		if prev != nil && prev.Bin == x.spec.ID {
-			prev.Bin = 0
-			if err := c.tx.PutKey(prev); err != nil {
-				return err
-			}
 		}
 	}
 	k.Bin = x.spec.ID
@@ -489,15 +486,8 @@ func (b *Box) applyMismatch(x *bin) {
 			}
 		}
 		if x.rec.KeyID != "" {
-			k, err := c.tx.Key(x.rec.KeyID)
-			if err != nil {
+			if err := checkOut(c, x.rec.KeyID, x); err != nil {
 				return err
-			}
-			if k != nil && k.Bin == x.spec.ID {
-				k.Bin = 0
-				if err := c.tx.PutKey(k); err != nil {
-					return err
-				}
 			}
 		}
 		if x.seen.fob != "" {
