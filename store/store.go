@@ -138,7 +138,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		// space: pages are read in as they are touched.
 		InitialMmapSize: 64 << 20,
 		NoSync:          opts.NoSync,
-		ReadOnly:     opts.ReadOnly,
+		ReadOnly:        opts.ReadOnly,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
