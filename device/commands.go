@@ -130,6 +130,40 @@ var handlers = map[string]handler{
 	"state.get":          (*Box).cmdStateGet,
 }
 
+// readOnly commands change nothing. They are answered from a read
+// transaction, so they still answer while the database refuses writes (a
+// full disk): state.get is how the cloud then learns store.ok is false.
+var readOnly = map[string]bool{"state.get": true}
+
+// executeReadOnly answers a read-only command and keeps its reply for a
+// repeated id when it can.
+func (b *Box) executeReadOnly(cmd Command, h handler) Reply {
+	var reply Reply
+	err := b.st.View(func(tx *store.Tx) error {
+		result, err := h(b, &txc{tx: tx, now: b.clock.Now()}, cmd.Data)
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(result)
+		if err != nil {
+			return fmt.Errorf("device: encode result: %w", err)
+		}
+		reply = Reply{ID: cmd.ID, OK: true, Result: raw}
+		return nil
+	})
+	if err != nil {
+		reply = ErrorReply(cmd.ID, err)
+		if reply.Error.Code == CodeInternal {
+			reply.Error.Code = CodeStoreUnavailable
+			return reply
+		}
+	}
+	if err := b.commit(func(tx *store.Tx) error { return tx.PutReply(cmd.ID, storedReply(reply)) }); err != nil {
+		b.log.Warn("reply not kept for a repeated id", "id", cmd.ID, "err", err)
+	}
+	return reply
+}
+
 // KnownCommand reports whether typ is a command type the box serves.
 func KnownCommand(typ string) bool { _, ok := handlers[typ]; return ok }
 
@@ -165,6 +199,9 @@ func (b *Box) execute(cmd Command) Reply {
 		fail = errf(CodeCmdUnknown, "unknown command type %q", cmd.Type)
 	}
 	var reply Reply
+	if fail == nil && readOnly[cmd.Type] {
+		return b.executeReadOnly(cmd, h)
+	}
 	if fail == nil {
 		fail = b.txn(func(c *txc) error {
 			result, err := h(b, c, cmd.Data)

@@ -2,12 +2,14 @@ package device
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,5 +313,85 @@ func TestCodesNeverStoredInPlainText(t *testing.T) {
 		if bytes.Contains(all, []byte(c)) {
 			t.Fatalf("code %s in an event", c)
 		}
+	}
+}
+
+// refusingStore is a real store whose writes can be made to fail, as on a
+// full disk: reads still work.
+type refusingStore struct {
+	*store.DB
+	refuse atomic.Bool
+}
+
+func (r *refusingStore) Update(fn func(*store.Tx) error) error {
+	if r.refuse.Load() {
+		return errString("write smartbox.db: no space left on device")
+	}
+	return r.DB.Update(fn)
+}
+
+// TestStateGetWhileWritesFail: with the database refusing writes, a right
+// code opens nothing, and state.get still answers, saying so.
+func TestStateGetWhileWritesFail(t *testing.T) {
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs := &refusingStore{DB: db}
+	locks := &fakeLocks{}
+	box, err := New(Config{Bins: []BinSpec{{ID: 1}}, Store: rs, Locks: locks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go box.Run(ctx)
+	exec := func(id, typ, data string) Reply {
+		t.Helper()
+		r, err := box.Execute(ctx, Command{ID: id, Type: typ, Data: []byte(data)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := exec("k", "key.upsert", `{"key_id":"k","name":"k"}`); !r.OK {
+		t.Fatal(r.Error)
+	}
+	if r := exec("a", "access_code.upsert", `{"access_code_id":"a","code":"2468","name":"a","type":"ongoing","key_id":"k","action":"dropoff"}`); !r.OK {
+		t.Fatal(r.Error)
+	}
+	rs.refuse.Store(true)
+	box.KeypadEntry("2468")
+	box.Flush(ctx)
+	if p := locks.pulses(); len(p) != 0 {
+		t.Fatalf("opened %v without recording it", p)
+	}
+	r := exec("s1", "state.get", `{}`)
+	if !r.OK {
+		t.Fatalf("state.get while writes fail: %+v", r.Error)
+	}
+	var st State
+	if err := json.Unmarshal(r.Result, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Store.OK || !strings.Contains(st.Store.Error, "no space left") {
+		t.Fatalf("state store %+v", st.Store)
+	}
+	if st.Keys != 1 || st.AccessCodes != 1 {
+		t.Fatalf("state %+v", st)
+	}
+	// A command with an effect is refused, and changes nothing.
+	if r := exec("o", "bin.open", `{"bin":1}`); r.OK || r.Error.Code != CodeStoreUnavailable {
+		t.Fatalf("bin.open: %+v", r)
+	}
+	rs.refuse.Store(false)
+	box.KeypadEntry("2468")
+	box.Flush(ctx)
+	if p := locks.pulses(); len(p) != 1 {
+		t.Fatalf("after recovery: pulses %v", p)
+	}
+	if st, _ := box.State(); !st.Store.OK {
+		t.Fatalf("store still faulted after a write worked: %+v", st.Store)
 	}
 }
