@@ -395,3 +395,33 @@ func TestStateGetWhileWritesFail(t *testing.T) {
 		t.Fatalf("store still faulted after a write worked: %+v", st.Store)
 	}
 }
+
+// TestSchedulerBatches: more codes come due at one moment than one
+// transaction takes; every one is set, in batches, and then removed.
+func TestSchedulerBatches(t *testing.T) {
+	h := newHarness(t)
+	const n = 3*scheduleBatch + 7
+	codes := make([]any, n)
+	for i := range n {
+		codes[i] = map[string]any{"access_code_id": fmt.Sprintf("tb-%05d", i), "code": fmt.Sprintf("%07d", i), "name": "n",
+			"type": "time_bound", "starts_at": t0.Add(time.Hour), "ends_at": t0.Add(2 * time.Hour), "key_id": "k", "action": "dropoff"}
+	}
+	h.mustOK("sync.snapshot", map[string]any{"version": 1, "keys": []any{map[string]any{"key_id": "k", "name": "k"}}, "access_codes": codes})
+	h.advance(time.Hour)
+	count := func(status string) int {
+		c := 0
+		for _, m := range h.eventsOf("access_code.status") {
+			if m["status"] == status {
+				c++
+			}
+		}
+		return c
+	}
+	eq(t, "set", count("set"), n)
+	eq(t, "still stored", h.state().AccessCodes, n)
+	h.enter(fmt.Sprintf("%07d", n-1))
+	eq(t, "the last one works", h.last("bin.unlocked")["reason"].(string), "dropoff")
+	h.advance(time.Hour)
+	eq(t, "removed", count("removed"), n)
+	eq(t, "none left", h.state().AccessCodes, 0)
+}
