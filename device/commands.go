@@ -135,21 +135,27 @@ var handlers = map[string]handler{
 // full disk): state.get is how the cloud then learns store.ok is false.
 var readOnly = map[string]bool{"state.get": true}
 
+// run runs cmd's handler in c and makes its OK reply.
+func run(b *Box, h handler, c *txc, cmd Command) (Reply, error) {
+	result, err := h(b, c, cmd.Data)
+	if err != nil {
+		return Reply{}, err
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return Reply{}, fmt.Errorf("device: encode result: %w", err)
+	}
+	return Reply{ID: cmd.ID, OK: true, Result: raw}, nil
+}
+
 // executeReadOnly answers a read-only command and keeps its reply for a
 // repeated id when it can.
 func (b *Box) executeReadOnly(cmd Command, h handler) Reply {
 	var reply Reply
 	err := b.st.View(func(tx *store.Tx) error {
-		result, err := h(b, &txc{tx: tx, now: b.clock.Now()}, cmd.Data)
-		if err != nil {
-			return err
-		}
-		raw, err := json.Marshal(result)
-		if err != nil {
-			return fmt.Errorf("device: encode result: %w", err)
-		}
-		reply = Reply{ID: cmd.ID, OK: true, Result: raw}
-		return nil
+		var err error
+		reply, err = run(b, h, &txc{tx: tx, now: b.clock.Now()}, cmd)
+		return err
 	})
 	if err != nil {
 		reply = ErrorReply(cmd.ID, err)
@@ -204,15 +210,10 @@ func (b *Box) execute(cmd Command) Reply {
 	}
 	if fail == nil {
 		fail = b.txn(func(c *txc) error {
-			result, err := h(b, c, cmd.Data)
-			if err != nil {
+			var err error
+			if reply, err = run(b, h, c, cmd); err != nil {
 				return err
 			}
-			raw, err := json.Marshal(result)
-			if err != nil {
-				return fmt.Errorf("device: encode result: %w", err)
-			}
-			reply = Reply{ID: cmd.ID, OK: true, Result: raw}
 			return c.tx.PutReply(cmd.ID, storedReply(reply))
 		})
 		if fail == nil {

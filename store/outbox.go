@@ -170,7 +170,7 @@ func (t *Tx) OutboxStats() OutboxStats {
 	return s
 }
 
-// Outbox reads the outbox's figures in a transaction of its own.
+// OutboxStats reads the outbox's figures in a transaction of its own.
 func (d *DB) OutboxStats() (OutboxStats, error) {
 	var s OutboxStats
 	err := d.View(func(t *Tx) error { s = t.OutboxStats(); return nil })
