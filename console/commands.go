@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"smartboxd/contract"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"smartboxd/device"
 )
 
 // command is one console command of a logged-in session.
@@ -78,7 +77,7 @@ func (s *session) run(ctx context.Context, words []string) {
 			s.ok()
 			return
 		}
-		s.fail(errf(CodeLoginRequired, "log in first"))
+		s.fail(contract.Errorf(contract.CodeConsoleLoginRequired, "log in first"))
 		return
 	}
 	s.touch()
@@ -111,9 +110,9 @@ func (s *session) run(ctx context.Context, words []string) {
 	case !known:
 		if strings.ContainsAny(word, "0123456789") {
 			// Perhaps a code or the PIN typed in the wrong place: not shown.
-			s.fail(errf(CodeUnknown, "unknown command; type help"))
+			s.fail(contract.Errorf(contract.CodeConsoleUnknown, "unknown command; type help"))
 		} else {
-			s.fail(errf(CodeUnknown, "unknown command %q; type help", clean(word, 32)))
+			s.fail(contract.Errorf(contract.CodeConsoleUnknown, "unknown command %q; type help", clean(word, 32)))
 		}
 		return
 	default:
@@ -177,7 +176,7 @@ func (s *session) loginCmd(ctx context.Context, args []string) {
 		s.logout()
 	}
 	if len(args) != 1 {
-		s.fail(errf(CodeUsage, "usage: login PIN"))
+		s.fail(contract.Errorf(contract.CodeConsoleUsage, "usage: login PIN"))
 		return
 	}
 	ok := s.c.pinOK(args[0])
@@ -192,10 +191,10 @@ func (s *session) loginCmd(ctx context.Context, args []string) {
 		s.ok()
 	case res.LockedOut:
 		s.c.log.Warn("console login refused: locked out", "until", res.Until)
-		s.fail(errf(CodeLockedOut, "try again after %s", s.when(res.Until)))
+		s.fail(contract.Errorf(contract.CodeConsoleLockedOut, "try again after %s", s.when(res.Until)))
 	default:
 		s.c.log.Warn("console login: wrong PIN")
-		s.fail(errf(CodePINInvalid, "wrong PIN"))
+		s.fail(contract.Errorf(contract.CodeConsolePINInvalid, "wrong PIN"))
 	}
 }
 
@@ -264,7 +263,7 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 
 func (s *session) status(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		return errf(CodeUsage, "usage: status")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: status")
 	}
 	st, err := s.c.box.State()
 	if err != nil {
@@ -337,7 +336,7 @@ func (s *session) link() string {
 
 func (s *session) bins(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		return errf(CodeUsage, "usage: bins")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: bins")
 	}
 	st, err := s.c.box.State()
 	if err != nil {
@@ -356,7 +355,7 @@ func (s *session) bins(ctx context.Context, args []string) error {
 func binArg(a, usage string) (int, error) {
 	n, err := strconv.Atoi(a)
 	if err != nil {
-		return 0, errf(CodeUsage, "usage: %s (BIN is a bin number)", usage)
+		return 0, contract.Errorf(contract.CodeConsoleUsage, "usage: %s (BIN is a bin number)", usage)
 	}
 	return n, nil
 }
@@ -372,12 +371,12 @@ func (s *session) checkBin(n int) error {
 			return nil
 		}
 	}
-	return errf(device.CodeBinNotFound, "no bin %d", n)
+	return contract.Errorf(contract.CodeBinNotFound, "no bin %d", n)
 }
 
 func (s *session) open(ctx context.Context, args []string) error {
 	if len(args) != 1 {
-		return errf(CodeUsage, "usage: open BIN")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: open BIN")
 	}
 	n, err := binArg(args[0], "open BIN")
 	if err != nil {
@@ -393,7 +392,7 @@ func (s *session) open(ctx context.Context, args []string) error {
 
 func (s *session) keys(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		return errf(CodeUsage, "usage: keys")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: keys")
 	}
 	keys, err := s.c.box.Keys()
 	if err != nil {
@@ -415,7 +414,7 @@ func (s *session) keys(ctx context.Context, args []string) error {
 
 func (s *session) codes(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		return errf(CodeUsage, "usage: codes")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: codes")
 	}
 	codes, total, err := s.c.box.AccessCodes(maxCodes)
 	if err != nil {
@@ -461,14 +460,14 @@ func (s *session) events(ctx context.Context, args []string) error {
 	case 1:
 		v, err := strconv.Atoi(args[0])
 		if err != nil || v < 1 {
-			return errf(CodeUsage, "usage: events [N], N from 1 to %d", maxEvents)
+			return contract.Errorf(contract.CodeConsoleUsage, "usage: events [N], N from 1 to %d", maxEvents)
 		}
 		n = min(v, maxEvents)
 	default:
-		return errf(CodeUsage, "usage: events [N], N from 1 to %d", maxEvents)
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: events [N], N from 1 to %d", maxEvents)
 	}
 	if s.c.cfg.Events == nil {
-		return errf(CodeUnavailable, "no event history")
+		return contract.Errorf(contract.CodeConsoleUnavailable, "no event history")
 	}
 	evs, err := s.c.cfg.Events(n)
 	if err != nil {
@@ -490,7 +489,7 @@ func (s *session) events(ctx context.Context, args []string) error {
 
 func (s *session) sync(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		return errf(CodeUsage, "usage: sync")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: sync")
 	}
 	tw := s.table()
 	if s.c.cfg.Sync == nil {
@@ -524,7 +523,7 @@ func (s *session) sync(ctx context.Context, args []string) error {
 
 func (s *session) readers(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		return errf(CodeUsage, "usage: readers")
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: readers")
 	}
 	if s.c.cfg.Readers == nil {
 		s.printf("no readers")
@@ -564,16 +563,16 @@ const simUsage = "sim key DIGITS | sim fob BIN SERIAL | sim nofob BIN | sim door
 func (s *session) sim(ctx context.Context, args []string) error {
 	sim := s.c.cfg.Sim
 	if len(args) == 0 {
-		return errf(CodeUsage, "usage: %s", simUsage)
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: %s", simUsage)
 	}
 	sub, args := strings.ToLower(args[0]), args[1:]
 	switch sub {
 	case "key":
 		if len(args) != 1 || !keypadKeys(args[0]) {
-			return errf(CodeUsage, "usage: sim key DIGITS (0-9, *, #)")
+			return contract.Errorf(contract.CodeConsoleUsage, "usage: sim key DIGITS (0-9, *, #)")
 		}
 		if sim.Press == nil {
-			return errf(CodeUnavailable, "no simulated keypad")
+			return contract.Errorf(contract.CodeConsoleUnavailable, "no simulated keypad")
 		}
 		for _, r := range args[0] {
 			sim.Press(r)
@@ -584,7 +583,7 @@ func (s *session) sim(ctx context.Context, args []string) error {
 		s.printf("%d keys pressed", len(args[0]))
 	case "fob":
 		if len(args) != 2 {
-			return errf(CodeUsage, "usage: sim fob BIN SERIAL")
+			return contract.Errorf(contract.CodeConsoleUsage, "usage: sim fob BIN SERIAL")
 		}
 		n, err := binArg(args[0], "sim fob BIN SERIAL")
 		if err != nil {
@@ -592,7 +591,7 @@ func (s *session) sim(ctx context.Context, args []string) error {
 		}
 		serial, ok := fobSerial(args[1])
 		if !ok {
-			return errf(device.CodeKeySerialInvalid, "a fob serial is 4 to 20 hex digits")
+			return contract.Errorf(contract.CodeKeySerialInvalid, "a fob serial is 4 to 20 hex digits")
 		}
 		if err := s.checkBin(n); err != nil {
 			return err
@@ -604,7 +603,7 @@ func (s *session) sim(ctx context.Context, args []string) error {
 		s.printf("fob %s at bin %d", serial, n)
 	case "nofob":
 		if len(args) != 1 {
-			return errf(CodeUsage, "usage: sim nofob BIN")
+			return contract.Errorf(contract.CodeConsoleUsage, "usage: sim nofob BIN")
 		}
 		n, err := binArg(args[0], "sim nofob BIN")
 		if err != nil {
@@ -620,7 +619,7 @@ func (s *session) sim(ctx context.Context, args []string) error {
 		s.printf("no fob at bin %d", n)
 	case "door":
 		if len(args) != 2 {
-			return errf(CodeUsage, "usage: sim door BIN open|closed")
+			return contract.Errorf(contract.CodeConsoleUsage, "usage: sim door BIN open|closed")
 		}
 		n, err := binArg(args[0], "sim door BIN open|closed")
 		if err != nil {
@@ -632,10 +631,10 @@ func (s *session) sim(ctx context.Context, args []string) error {
 			open = true
 		case "closed", "close":
 		default:
-			return errf(CodeUsage, "usage: sim door BIN open|closed")
+			return contract.Errorf(contract.CodeConsoleUsage, "usage: sim door BIN open|closed")
 		}
 		if sim.Door == nil {
-			return errf(CodeUnavailable, "no simulated doors")
+			return contract.Errorf(contract.CodeConsoleUnavailable, "no simulated doors")
 		}
 		if err := s.checkBin(n); err != nil {
 			return err
@@ -648,7 +647,7 @@ func (s *session) sim(ctx context.Context, args []string) error {
 		}
 		s.printf("door %d %s", n, map[bool]string{true: "open", false: "closed"}[open])
 	default:
-		return errf(CodeUsage, "usage: %s", simUsage)
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: %s", simUsage)
 	}
 	return nil
 }

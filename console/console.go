@@ -10,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/bcrypt"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/fob"
 	"smartboxd/store"
@@ -17,12 +18,12 @@ import (
 
 // Box is what the console needs of the device. *device.Box implements it.
 type Box interface {
-	State() (device.State, error)
+	State() (contract.State, error)
 	OpenBin(ctx context.Context, bin int, reason string) error
 	ConsoleLogin(ctx context.Context, pinOK bool) (device.LoginResult, error)
 	Audit(ctx context.Context, command string) error
-	Keys() ([]device.KeyView, error)
-	AccessCodes(max int) ([]device.AccessCodeView, int, error)
+	Keys() ([]contract.KeyView, error)
+	AccessCodes(max int) ([]contract.AccessCodeView, int, error)
 	FobPresent(bin int, serial string)
 	FobAbsent(bin int)
 }
@@ -61,11 +62,11 @@ type Config struct {
 	Box     Box
 	PINHash string // the technician PIN's bcrypt hash
 
-	Events  func(n int) ([]store.Event, error) // the last n events, oldest first; nil: none
-	Outbox  func() (store.OutboxStats, error)  // nil: the state document's figures
-	Readers func() []fob.Stats                 // nil: no readers
-	Sync    func() SyncStatus                  // nil: the box runs offline
-	Sim     *Sim                               // nil unless the sim backend
+	Events  func(n int) ([]contract.Event, error) // the last n events, oldest first; nil: none
+	Outbox  func() (store.OutboxStats, error)     // nil: the state document's figures
+	Readers func() []fob.Stats                    // nil: no readers
+	Sync    func() SyncStatus                     // nil: the box runs offline
+	Sim     *Sim                                  // nil unless the sim backend
 
 	Version, BootID, BoxID string
 	Started                time.Time // when the daemon started, for the uptime; zero: when New ran
@@ -81,18 +82,6 @@ const DefaultIdleLogout = 5 * time.Minute
 
 // MaxLine is the longest line the console takes, in bytes.
 const MaxLine = 256
-
-// The console's own error codes.
-const (
-	CodeLoginRequired = "console.login_required" // a command before a login
-	CodePINInvalid    = "console.pin_invalid"    // a wrong PIN
-	CodeLockedOut     = device.CodeConsoleLockedOut
-	CodeUsage         = "console.usage"         // a command with wrong arguments
-	CodeUnknown       = "console.unknown"       // no such command
-	CodeNoise         = "console.noise"         // a line with control or non-ASCII bytes
-	CodeLineTooLong   = "console.line_too_long" // a line over MaxLine bytes
-	CodeUnavailable   = "console.unavailable"   // the daemon gave the console no source for this
-)
 
 // ErrConfig is returned by New when its Config lacks the box or holds no
 // usable PIN hash.

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"smartboxd/contract"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
-
-	"smartboxd/device"
 )
 
 func TestNewRefusesBadConfig(t *testing.T) {
@@ -52,7 +51,7 @@ func TestBeforeLogin(t *testing.T) {
 	for _, line := range []string{"status", "bins", "open 1", "keys", "codes", "events 5", "sync",
 		"readers", "logout", "sim key 1234#", "sim fob 1 0A1B2C3D4E", "sim door 2 open", "frobnicate", "STATUS"} {
 		t.Run(line, func(t *testing.T) {
-			if got := tm.mustErr(line, CodeLoginRequired); got != "ERR console.login_required: log in first" {
+			if got := tm.mustErr(line, contract.CodeConsoleLoginRequired); got != "ERR console.login_required: log in first" {
 				t.Errorf("got %q", got)
 			}
 		})
@@ -76,12 +75,12 @@ func TestLogin(t *testing.T) {
 	r := newRig(t)
 	tm := r.open()
 
-	tm.mustErr("login", CodeUsage)
-	tm.mustErr("login 1 2", CodeUsage)
-	if got := tm.mustErr("login 135791", CodePINInvalid); strings.Contains(got, "135791") {
+	tm.mustErr("login", contract.CodeConsoleUsage)
+	tm.mustErr("login 1 2", contract.CodeConsoleUsage)
+	if got := tm.mustErr("login 135791", contract.CodeConsolePINInvalid); strings.Contains(got, "135791") {
 		t.Errorf("a wrong PIN was shown: %q", got)
 	}
-	tm.mustErr("status", CodeLoginRequired)
+	tm.mustErr("status", contract.CodeConsoleLoginRequired)
 
 	tm.send("login " + testPIN + "\r")
 	lines, prompt := tm.answer()
@@ -95,12 +94,12 @@ func TestLogin(t *testing.T) {
 	if !slices.Equal(lines, []string{"logged out", "OK"}) || prompt != promptOut {
 		t.Fatalf("logout: %q prompt %q", lines, prompt)
 	}
-	tm.mustErr("status", CodeLoginRequired)
+	tm.mustErr("status", contract.CodeConsoleLoginRequired)
 
 	// A login while logged in logs out first: a wrong PIN ends the session.
 	tm.login()
-	tm.mustErr("login 000000", CodePINInvalid)
-	tm.mustErr("status", CodeLoginRequired)
+	tm.mustErr("login 000000", contract.CodeConsolePINInvalid)
+	tm.mustErr("status", contract.CodeConsoleLoginRequired)
 
 	var oks []any
 	for _, m := range r.eventsOf("console.login") {
@@ -121,19 +120,19 @@ func TestLockout(t *testing.T) {
 	tm := r.open()
 
 	for i := 1; i <= 4; i++ {
-		tm.mustErr(fmt.Sprintf("login 99999%d", i), CodePINInvalid)
+		tm.mustErr(fmt.Sprintf("login 99999%d", i), contract.CodeConsolePINInvalid)
 	}
 	until := t0.Add(30 * time.Second).Format(time.RFC3339)
-	if got, want := tm.mustErr("login 999995", CodeLockedOut), "ERR console.locked_out: try again after "+until+" (in 30s)"; got != want {
+	if got, want := tm.mustErr("login 999995", contract.CodeConsoleLockedOut), "ERR console.locked_out: try again after "+until+" (in 30s)"; got != want {
 		t.Errorf("fifth wrong PIN: %q, want %q", got, want)
 	}
 	// Locked out: the right PIN is refused too.
-	tm.mustErr("login "+testPIN, CodeLockedOut)
-	tm.mustErr("status", CodeLoginRequired)
+	tm.mustErr("login "+testPIN, contract.CodeConsoleLockedOut)
+	tm.mustErr("status", contract.CodeConsoleLoginRequired)
 
 	r.clock.Advance(29 * time.Second)
 	r.flush()
-	if got := tm.mustErr("login "+testPIN, CodeLockedOut); !strings.HasSuffix(got, "(in 1s)") {
+	if got := tm.mustErr("login "+testPIN, contract.CodeConsoleLockedOut); !strings.HasSuffix(got, "(in 1s)") {
 		t.Errorf("one second before the end: %q", got)
 	}
 	r.clock.Advance(time.Second)
@@ -177,7 +176,7 @@ func TestIdleLogout(t *testing.T) {
 	if !slices.Equal(lines, []string{"logged out (idle)"}) || prompt != promptOut {
 		t.Fatalf("after idling: %q prompt %q", lines, prompt)
 	}
-	tm.mustErr("status", CodeLoginRequired)
+	tm.mustErr("status", contract.CodeConsoleLoginRequired)
 
 	// Logged out sessions have no idle timer to fire.
 	r.clock.Advance(2 * DefaultIdleLogout)
@@ -236,14 +235,14 @@ func TestOpen(t *testing.T) {
 	}
 
 	tests := []struct{ line, code string }{
-		{"open 9", device.CodeBinNotFound},
-		{"open 0", device.CodeBinNotFound},
-		{"open -1", device.CodeBinNotFound},
-		{"open x", CodeUsage},
-		{"open 1.5", CodeUsage},
-		{"open 99999999999999999999999", CodeUsage},
-		{"open", CodeUsage},
-		{"open 1 2", CodeUsage},
+		{"open 9", contract.CodeBinNotFound},
+		{"open 0", contract.CodeBinNotFound},
+		{"open -1", contract.CodeBinNotFound},
+		{"open x", contract.CodeConsoleUsage},
+		{"open 1.5", contract.CodeConsoleUsage},
+		{"open 99999999999999999999999", contract.CodeConsoleUsage},
+		{"open", contract.CodeConsoleUsage},
+		{"open 1 2", contract.CodeConsoleUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) { tm.mustErr(tc.line, tc.code) })
@@ -317,19 +316,19 @@ func TestBinsAndSim(t *testing.T) {
 	}
 
 	tests := []struct{ line, code string }{
-		{"sim", CodeUsage},
-		{"sim fly", CodeUsage},
-		{"sim fob 1", CodeUsage},
-		{"sim fob 1 XYZ1", device.CodeKeySerialInvalid},
-		{"sim fob 1 ABC", device.CodeKeySerialInvalid},
-		{"sim fob 1 0123456789ABCDEF01234", device.CodeKeySerialInvalid},
-		{"sim fob 9 0A1B", device.CodeBinNotFound},
-		{"sim fob x 0A1B", CodeUsage},
-		{"sim nofob 9", device.CodeBinNotFound},
-		{"sim door 9 open", device.CodeBinNotFound},
-		{"sim door 2 ajar", CodeUsage},
-		{"sim key", CodeUsage},
-		{"sim key 12a4", CodeUsage},
+		{"sim", contract.CodeConsoleUsage},
+		{"sim fly", contract.CodeConsoleUsage},
+		{"sim fob 1", contract.CodeConsoleUsage},
+		{"sim fob 1 XYZ1", contract.CodeKeySerialInvalid},
+		{"sim fob 1 ABC", contract.CodeKeySerialInvalid},
+		{"sim fob 1 0123456789ABCDEF01234", contract.CodeKeySerialInvalid},
+		{"sim fob 9 0A1B", contract.CodeBinNotFound},
+		{"sim fob x 0A1B", contract.CodeConsoleUsage},
+		{"sim nofob 9", contract.CodeBinNotFound},
+		{"sim door 9 open", contract.CodeBinNotFound},
+		{"sim door 2 ajar", contract.CodeConsoleUsage},
+		{"sim key", contract.CodeConsoleUsage},
+		{"sim key 12a4", contract.CodeConsoleUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) { tm.mustErr(tc.line, tc.code) })
@@ -350,7 +349,7 @@ func TestSimKey(t *testing.T) {
 		t.Errorf("keys pressed %q", got)
 	}
 	// The entry reached the box, which knows no such code.
-	if ev := r.eventsOf("code.rejected"); len(ev) != 1 || ev[0]["reason"] != device.CodeCodeUnknown {
+	if ev := r.eventsOf("code.rejected"); len(ev) != 1 || ev[0]["reason"] != contract.CodeCodeUnknown {
 		t.Errorf("code.rejected events %v", ev)
 	}
 }
@@ -362,8 +361,8 @@ func TestSimNeedsTheSimBackend(t *testing.T) {
 	if help := tm.mustOK("help"); slices.ContainsFunc(help, func(l string) bool { return strings.HasPrefix(l, "sim") }) {
 		t.Errorf("help offers sim commands without the sim backend: %q", help)
 	}
-	tm.mustErr("sim key 1234#", CodeUnknown)
-	tm.mustErr("sim fob 1 0A1B", CodeUnknown)
+	tm.mustErr("sim key 1234#", contract.CodeConsoleUnknown)
+	tm.mustErr("sim fob 1 0A1B", contract.CodeConsoleUnknown)
 	if a := r.audited(); !slices.Equal(a, []string{"help", "sim", "sim"}) {
 		t.Errorf("audited %q", a)
 	}
@@ -477,7 +476,7 @@ func TestEvents(t *testing.T) {
 		t.Errorf("events 100000: %d rows, want all %d", n, len(r.events()))
 	}
 	for _, line := range []string{"events 0", "events -3", "events x", "events 1 2"} {
-		t.Run(line, func(t *testing.T) { tm.mustErr(line, CodeUsage) })
+		t.Run(line, func(t *testing.T) { tm.mustErr(line, contract.CodeConsoleUsage) })
 	}
 }
 
@@ -614,7 +613,7 @@ func TestAuditEveryCommand(t *testing.T) {
 }
 
 func TestAuditFailureRunsNothing(t *testing.T) {
-	box := &fakeBox{auditErr: &device.Error{Code: device.CodeStoreUnavailable, Message: "disk gone"},
+	box := &fakeBox{auditErr: &contract.Error{Code: contract.CodeStoreUnavailable, Message: "disk gone"},
 		storeErr: "write smartbox.db: no space left on device"}
 	out := serveBytes(t, box, "login "+testPIN+"\r\nopen 1\r\nsim fob 1 ABCD\r\nstatus\r\nlogout\r\nstatus\r\n")
 	for _, want := range []string{
@@ -658,16 +657,16 @@ func TestNoise(t *testing.T) {
 	tests := []struct {
 		name, send, code string
 	}{
-		{"binary bytes", "\x00\x01\xfe\xffstatus\r", CodeNoise},
-		{"binary only", "\x00\x80\x9b\xff\r", CodeNoise},
-		{"escape sequence", "\x1b[Aopen 1\r", CodeNoise},
-		{"UTF-8", "öpen 1\r", CodeNoise},
-		{"over-long line", strings.Repeat("a", 300) + "\r", CodeLineTooLong},
-		{"over-long open", "open 1" + strings.Repeat(" ", MaxLine) + "\r", CodeLineTooLong},
-		{"over-long with noise", strings.Repeat("\x00b", 400) + "\r", CodeLineTooLong},
-		{"unknown command", "frobnicate\r", CodeUnknown},
-		{"bad bin", "open 99\r", device.CodeBinNotFound},
-		{"bad bin number", "open one\r", CodeUsage},
+		{"binary bytes", "\x00\x01\xfe\xffstatus\r", contract.CodeConsoleNoise},
+		{"binary only", "\x00\x80\x9b\xff\r", contract.CodeConsoleNoise},
+		{"escape sequence", "\x1b[Aopen 1\r", contract.CodeConsoleNoise},
+		{"UTF-8", "öpen 1\r", contract.CodeConsoleNoise},
+		{"over-long line", strings.Repeat("a", 300) + "\r", contract.CodeConsoleLineTooLong},
+		{"over-long open", "open 1" + strings.Repeat(" ", MaxLine) + "\r", contract.CodeConsoleLineTooLong},
+		{"over-long with noise", strings.Repeat("\x00b", 400) + "\r", contract.CodeConsoleLineTooLong},
+		{"unknown command", "frobnicate\r", contract.CodeConsoleUnknown},
+		{"bad bin", "open 99\r", contract.CodeBinNotFound},
+		{"bad bin number", "open one\r", contract.CodeConsoleUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,7 +55,7 @@
 //
 // # Error codes
 //
-// Errors of the box (*device.Error) print their own code. The console's own
-// are the Code* constants of this package; any other failure prints as
+// Errors of the box (*contract.Error) print their own code. The console's own
+// are the contract's CodeConsole* codes; any other failure prints as
 // "ERR internal: ...".
 package console

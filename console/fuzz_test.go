@@ -12,6 +12,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 )
 
@@ -27,16 +28,16 @@ type fakeBox struct {
 
 var _ Box = (*fakeBox)(nil)
 
-func (f *fakeBox) State() (device.State, error) {
-	return device.State{Bins: []device.BinState{
+func (f *fakeBox) State() (contract.State, error) {
+	return contract.State{Bins: []contract.BinState{
 		{ID: 1, State: "empty", Lock: "locked", Door: "unknown"},
 		{ID: 2, State: "empty", Lock: "locked", Door: "unknown"},
-	}, Clock: device.ClockState{Synced: true}, Store: device.StoreState{OK: f.storeErr == "", Error: f.storeErr}}, nil
+	}, Clock: contract.ClockState{Synced: true}, Store: contract.StoreState{OK: f.storeErr == "", Error: f.storeErr}}, nil
 }
 
 func (f *fakeBox) OpenBin(ctx context.Context, bin int, reason string) error {
 	if bin != 1 && bin != 2 {
-		return &device.Error{Code: device.CodeBinNotFound, Message: "no bin " + strconv.Itoa(bin)}
+		return &contract.Error{Code: contract.CodeBinNotFound, Message: "no bin " + strconv.Itoa(bin)}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -58,9 +59,9 @@ func (f *fakeBox) Audit(ctx context.Context, command string) error {
 	return nil
 }
 
-func (f *fakeBox) Keys() ([]device.KeyView, error) { return nil, f.keysErr }
+func (f *fakeBox) Keys() ([]contract.KeyView, error) { return nil, f.keysErr }
 
-func (f *fakeBox) AccessCodes(max int) ([]device.AccessCodeView, int, error) { return nil, 0, nil }
+func (f *fakeBox) AccessCodes(max int) ([]contract.AccessCodeView, int, error) { return nil, 0, nil }
 
 func (f *fakeBox) FobPresent(bin int, serial string) {}
 func (f *fakeBox) FobAbsent(bin int)                 {}

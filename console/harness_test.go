@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/fob"
 	"smartboxd/store"
@@ -126,9 +127,8 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	r.db = db
 	box, err := device.New(device.Config{
 		BoxID: testBox, Version: "1.2.3", BootID: "boot-1",
-		Bins:    []device.BinSpec{{ID: 1, HasReader: true}, {ID: 2, HasReader: true, HasDoor: true}, {ID: 3}},
-		Readers: map[string]int{"/dev/ttyUSB0": 1, "/dev/ttyUSB1": 2},
-		Store:   db, Locks: r.locks, Clock: r.clock,
+		Bins:  []device.BinSpec{{ID: 1, Reader: "/dev/ttyUSB0"}, {ID: 2, Reader: "/dev/ttyUSB1", HasDoor: true}, {ID: 3}},
+		Store: db, Locks: r.locks, Clock: r.clock,
 	})
 	if err != nil {
 		t.Fatalf("new box: %v", err)
@@ -194,14 +194,14 @@ func (r *rig) exec(typ string, data any) {
 	r.cmdN++
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	rep, err := r.box.Execute(ctx, device.Command{ID: fmt.Sprintf("cmd-%d", r.cmdN), Type: typ, Data: raw})
+	rep, err := r.box.Execute(ctx, contract.Command{ID: fmt.Sprintf("cmd-%d", r.cmdN), Type: typ, Data: raw})
 	if err != nil || !rep.OK {
 		r.t.Fatalf("%s: %v %+v", typ, err, rep.Error)
 	}
 }
 
 // events returns every event still in the history, oldest first.
-func (r *rig) events() []store.Event {
+func (r *rig) events() []contract.Event {
 	r.t.Helper()
 	evs, err := r.db.Recent(1000)
 	if err != nil {

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"smartboxd/contract"
 	"strings"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"go.bug.st/serial"
-
-	"smartboxd/device"
 )
 
 // session is one Serve call: who is logged in, and the answer being built.
@@ -160,9 +159,9 @@ func (s *session) handle(ctx context.Context, l line) {
 	}
 	switch {
 	case l.tooLong:
-		s.fail(errf(CodeLineTooLong, "lines are at most %d bytes; the line was discarded", MaxLine))
+		s.fail(contract.Errorf(contract.CodeConsoleLineTooLong, "lines are at most %d bytes; the line was discarded", MaxLine))
 	case l.noise > 0:
-		s.fail(errf(CodeNoise, "%d control or non-ASCII bytes in the line; it was not run", l.noise))
+		s.fail(contract.Errorf(contract.CodeConsoleNoise, "%d control or non-ASCII bytes in the line; it was not run", l.noise))
 	default:
 		if words := strings.Fields(l.text); len(words) > 0 {
 			s.run(ctx, words)
@@ -228,8 +227,8 @@ func (s *session) ok() { s.out.WriteString("OK\r\n") }
 
 // fail ends an answer with err's code and message.
 func (s *session) fail(err error) {
-	code, msg := device.CodeInternal, err.Error()
-	var de *device.Error
+	code, msg := contract.CodeInternal, err.Error()
+	var de *contract.Error
 	if errors.As(err, &de) {
 		code, msg = de.Code, de.Message
 	}
@@ -240,10 +239,6 @@ func (s *session) fail(err error) {
 func (s *session) printf(format string, args ...any) {
 	fmt.Fprintf(&s.out, format, args...)
 	s.out.WriteString("\r\n")
-}
-
-func errf(code, format string, args ...any) *device.Error {
-	return &device.Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // clean makes s safe for one cell or line of output: no control bytes, at

@@ -1,17 +1,16 @@
 package device
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
+	"smartboxd/contract"
+	"smartboxd/store"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
-
-	"smartboxd/store"
 )
 
 // Store is what the box needs of its database: transactions over the typed
@@ -35,12 +34,16 @@ type Feedback interface {
 
 var _ Store = (*store.DB)(nil)
 
-// BinSpec is a bin as wired: whether a door sensor and a reader watch it.
+// BinSpec is a bin as wired: whether a door sensor watches it, and the
+// name of the fob reader in it ("" for none), which its reader.fault and
+// reader.ok events carry.
 type BinSpec struct {
-	ID        int
-	HasDoor   bool
-	HasReader bool
+	ID      int
+	HasDoor bool
+	Reader  string
 }
+
+func (s BinSpec) hasReader() bool { return s.Reader != "" }
 
 // Config is what New needs.
 type Config struct {
@@ -48,8 +51,6 @@ type Config struct {
 	Version string
 	BootID  string
 	Bins    []BinSpec
-	// Readers maps a reader's name (its port) to the bin it watches.
-	Readers map[string]int
 
 	FobAbsent       time.Duration // how long a reader takes to report a fob gone
 	DropoffTimeout  time.Duration // how long an opened bin waits
@@ -89,7 +90,7 @@ type Box struct {
 
 	bins     map[int]*bin
 	binOrder []int
-	settings store.Settings
+	settings contract.Settings
 	keypad   lockout
 	console  lockout
 	started  bool
@@ -101,7 +102,7 @@ type Box struct {
 	schedTimer *timer
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
-	pub        []BinState
+	pub        []contract.BinState
 	storeFault string // the last write's error, "" when writes work
 }
 
@@ -127,21 +128,21 @@ func New(cfg Config) (*Box, error) {
 			*d = v
 		}
 	}
-	def(&cfg.FobAbsent, 600*time.Millisecond)
-	def(&cfg.DropoffTimeout, 60*time.Second)
-	def(&cfg.InventorySettle, 3*time.Second)
-	def(&cfg.LateAfter, time.Minute)
-	def(&cfg.LockoutBase, 30*time.Second)
-	def(&cfg.LockoutMax, 900*time.Second)
+	def(&cfg.FobAbsent, DefaultFobAbsent)
+	def(&cfg.DropoffTimeout, DefaultDropoffTimeout)
+	def(&cfg.InventorySettle, DefaultInventorySettle)
+	def(&cfg.LateAfter, DefaultLateAfter)
+	def(&cfg.LockoutBase, DefaultLockoutBase)
+	def(&cfg.LockoutMax, DefaultLockoutMax)
 	if cfg.LockoutAfter <= 0 {
-		cfg.LockoutAfter = 5
+		cfg.LockoutAfter = DefaultLockoutAfter
 	}
 	if cfg.MaxAccessCodes <= 0 {
-		cfg.MaxAccessCodes = 200_000
+		cfg.MaxAccessCodes = DefaultMaxAccessCodes
 	}
 	b := &Box{
 		cfg: cfg, st: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
-		in:       make(chan func(), 1024),
+		in:       make(chan func(), inputQueue),
 		stopped:  make(chan struct{}),
 		bins:     map[int]*bin{},
 		changed:  make(chan struct{}, 1),
@@ -220,7 +221,7 @@ func (b *Box) start() error {
 			}
 			l.restore(rec, now, b.cfg.Synced())
 		}
-		_, err = tx.Append("device.started", now, map[string]string{"boot_id": b.cfg.BootID, "version": b.cfg.Version})
+		_, err = tx.Append(contract.EventDeviceStarted, now, map[string]string{"boot_id": b.cfg.BootID, "version": b.cfg.Version})
 		return err
 	})
 	if err != nil {
@@ -260,7 +261,7 @@ func (b *Box) call(ctx context.Context, f func()) error {
 	select {
 	case b.in <- func() { defer close(done); f() }:
 	case <-b.stopped:
-		return ErrStopped
+		return contract.ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -272,7 +273,7 @@ func (b *Box) call(ctx context.Context, f func()) error {
 		case <-done:
 			return nil
 		default:
-			return ErrStopped
+			return contract.ErrStopped
 		}
 	case <-ctx.Done():
 		return ctx.Err()
@@ -307,105 +308,3 @@ func (b *Box) notifyAppended() {
 // OutboxChanged tells the box that events left the outbox, so the state
 // document's outbox figures changed.
 func (b *Box) OutboxChanged() { b.notifyChanged() }
-
-// commit runs fn in one store transaction; when it commits, the state
-// document is republished and the outbox drain woken.
-func (b *Box) commit(fn func(tx *store.Tx) error) error {
-	err := b.st.Update(fn)
-	var coded *Error
-	if err != nil && !asError(err, &coded) {
-		// The database refused the write (disk full, read-only, I/O
-		// error): nothing was decided. Say so until a write works again.
-		b.log.Error("store write failed", "err", err)
-		b.setStoreFault(err.Error())
-		return err
-	}
-	b.setStoreFault("")
-	if err != nil {
-		return err
-	}
-	b.notifyAppended()
-	return nil
-}
-
-// setStoreFault records whether the last write failed, for the state
-// document (and so the cloud and the console).
-func (b *Box) setStoreFault(msg string) {
-	b.mu.Lock()
-	changed := b.storeFault != msg
-	b.storeFault = msg
-	b.mu.Unlock()
-	if changed {
-		if msg != "" {
-			b.log.Error("store fault: decisions that cannot be recorded open nothing", "err", msg)
-		} else {
-			b.log.Info("store writes work again")
-		}
-		b.notifyChanged()
-	}
-}
-
-// ---- timers ----
-
-type timer struct {
-	at      time.Time
-	seq     uint64
-	fn      func()
-	idx     int
-	stopped bool
-}
-
-// Stop cancels the timer; stopping a fired or stopped timer does nothing.
-func (t *timer) Stop() {
-	if t != nil {
-		t.stopped = true
-	}
-}
-
-type timerHeap []*timer
-
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if h[i].at.Equal(h[j].at) {
-		return h[i].seq < h[j].seq
-	}
-	return h[i].at.Before(h[j].at)
-}
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
-func (h *timerHeap) Push(x any)   { t := x.(*timer); t.idx = len(*h); *h = append(*h, t) }
-func (h *timerHeap) Pop() any     { old := *h; t := old[len(old)-1]; *h = old[:len(old)-1]; return t }
-func (h timerHeap) peek() *timer {
-	if len(h) == 0 {
-		return nil
-	}
-	return h[0]
-}
-
-// after runs fn on the loop once d has passed (by the box's clock).
-func (b *Box) after(d time.Duration, fn func()) *timer {
-	b.tseq++
-	t := &timer{at: b.clock.Now().Add(d), seq: b.tseq, fn: fn}
-	heap.Push(&b.timers, t)
-	return t
-}
-
-// runDue fires every timer that is due.
-func (b *Box) runDue() {
-	now := b.clock.Now()
-	for {
-		t := b.timers.peek()
-		if t == nil {
-			return
-		}
-		if t.stopped {
-			heap.Pop(&b.timers)
-			continue
-		}
-		if t.at.After(now) {
-			return
-		}
-		heap.Pop(&b.timers)
-		t.stopped = true
-		t.fn()
-	}
-}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"smartboxd/contract"
 	"smartboxd/store"
 )
 
@@ -33,57 +34,57 @@ func TestCommandErrors(t *testing.T) {
 		name, code, typ string
 		data            map[string]any
 	}{
-		{"no key id", CodeKeyRequired, "key.upsert", map[string]any{"name": "x"}},
-		{"empty key id", CodeKeyRequired, "key.upsert", map[string]any{"key_id": "", "name": "x"}},
-		{"no name", CodeKeyNameRequired, "key.upsert", map[string]any{"key_id": "new"}},
-		{"blank name", CodeKeyNameRequired, "key.upsert", map[string]any{"key_id": "out", "name": "  "}},
-		{"description 61", CodeKeyDescriptionMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "description": tooLong(61, "a")}},
-		{"description 61 two-byte", CodeKeyDescriptionMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "description": tooLong(61, "é")}},
-		{"notes 101", CodeKeyNotesMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "notes": tooLong(101, "ü")}},
-		{"pickup note 241", CodeKeyPickupNoteMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "pickup_note": tooLong(241, "x")}},
-		{"serial not hex", CodeKeySerialInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": "XYZ123"}},
-		{"serial 3", CodeKeySerialInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": "ABC"}},
-		{"serial 21", CodeKeySerialInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": tooLong(21, "1")}},
-		{"serial taken", CodeKeySerialTaken, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": "bbbb2222"}},
-		{"refob a checked-in key", CodeKeyAlreadyLinked, "key.upsert", map[string]any{"key_id": "in", "serial_number": "DDDD4444"}},
-		{"new fob is in a bin", CodeKeyAlreadyLinked, "key.upsert", map[string]any{"key_id": "out", "serial_number": "CCCC3333"}},
-		{"virtual with a fob", CodeKeyFobVirtual, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "serial_number": "EEEE"}},
-		{"make a fob key virtual", CodeKeyFobVirtual, "key.upsert", map[string]any{"key_id": "out", "virtual": true}},
-		{"key code not numeric", CodeCodeNotNumeric, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "12ab"}},
-		{"key code short", CodeCodeInvalidLength, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "123"}},
-		{"key code long", CodeCodeInvalidLength, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": tooLong(17, "1")}},
-		{"key code taken by a key", CodeCodeTaken, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "13572468"}},
-		{"key code taken by an access code", CodeCodeTaken, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "4444"}},
-		{"key code on a fob key", CodeKeyNotVirtual, "key.upsert", map[string]any{"key_id": "out", "key_code": "5555"}},
-		{"unvirtual a checked-in key", CodeKeyVirtualCheckedIn, "key.upsert", map[string]any{"key_id": "vin", "virtual": false}},
-		{"unlink unknown", CodeKeyNotFound, "key.unlink", map[string]any{"key_id": "nope"}},
-		{"unlink no key id", CodeKeyRequired, "key.unlink", map[string]any{}},
-		{"unlink bare", CodeKeyAlreadyUnlinked, "key.unlink", map[string]any{"key_id": "bare"}},
-		{"unlink checked in", CodeKeyAlreadyLinked, "key.unlink", map[string]any{"key_id": "in"}},
-		{"retire unknown", CodeKeyNotFound, "key.retire", map[string]any{"key_id": "nope"}},
-		{"retire checked in", CodeKeyRetireDenied, "key.retire", map[string]any{"key_id": "in"}},
-		{"code for no key", CodeKeyNotFound, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "ongoing", "key_id": "nope", "action": "pickup"}},
-		{"code not numeric", CodeCodeNotNumeric, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "12-12", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"code 3 digits", CodeCodeInvalidLength, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "121", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"code 17 digits", CodeCodeInvalidLength, "access_code.upsert", map[string]any{"access_code_id": "x", "code": tooLong(17, "7"), "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"code taken", CodeCodeTaken, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "4444", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"code is a key code", CodeCodeTaken, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "86427531", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"code without id", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"code": "1212", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"code bad type", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "forever", "key_id": "out", "action": "pickup"}},
-		{"code bad action", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "ongoing", "key_id": "out", "action": "steal"}},
-		{"ongoing with times", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup", "ends_at": t0.Add(time.Hour)}},
-		{"time bound without end", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "time_bound", "key_id": "out", "action": "pickup", "starts_at": t0}},
-		{"ends before it starts", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "time_bound", "key_id": "out", "action": "pickup", "starts_at": t0.Add(2 * time.Hour), "ends_at": t0.Add(time.Hour)}},
-		{"ended already", CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "time_bound", "key_id": "out", "action": "pickup", "starts_at": t0.Add(-2 * time.Hour), "ends_at": t0.Add(-time.Hour)}},
-		{"new code without code", CodeCodeInvalidLength, "access_code.upsert", map[string]any{"access_code_id": "x", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
-		{"delete unknown code", CodeAccessCodeNotFound, "access_code.delete", map[string]any{"access_code_id": "nope"}},
-		{"open unknown bin", CodeBinNotFound, "bin.open", map[string]any{"bin": 99}},
-		{"open without bin", CodeCmdInvalid, "bin.open", map[string]any{}},
-		{"wrong type", CodeCmdInvalid, "bin.open", map[string]any{"bin": "one"}},
-		{"unknown field", CodeCmdInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "colour": "red"}},
-		{"settings without value", CodeCmdInvalid, "settings.set", map[string]any{}},
-		{"disable key codes with a virtual key in", CodeKeyVirtualCheckedIn, "settings.set", map[string]any{"key_codes_enabled": false}},
-		{"unknown command", CodeCmdUnknown, "key.explode", map[string]any{}},
+		{"no key id", contract.CodeKeyRequired, "key.upsert", map[string]any{"name": "x"}},
+		{"empty key id", contract.CodeKeyRequired, "key.upsert", map[string]any{"key_id": "", "name": "x"}},
+		{"no name", contract.CodeKeyNameRequired, "key.upsert", map[string]any{"key_id": "new"}},
+		{"blank name", contract.CodeKeyNameRequired, "key.upsert", map[string]any{"key_id": "out", "name": "  "}},
+		{"description 61", contract.CodeKeyDescriptionMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "description": tooLong(61, "a")}},
+		{"description 61 two-byte", contract.CodeKeyDescriptionMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "description": tooLong(61, "é")}},
+		{"notes 101", contract.CodeKeyNotesMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "notes": tooLong(101, "ü")}},
+		{"pickup note 241", contract.CodeKeyPickupNoteMax, "key.upsert", map[string]any{"key_id": "new", "name": "n", "pickup_note": tooLong(241, "x")}},
+		{"serial not hex", contract.CodeKeySerialInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": "XYZ123"}},
+		{"serial 3", contract.CodeKeySerialInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": "ABC"}},
+		{"serial 21", contract.CodeKeySerialInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": tooLong(21, "1")}},
+		{"serial taken", contract.CodeKeySerialTaken, "key.upsert", map[string]any{"key_id": "new", "name": "n", "serial_number": "bbbb2222"}},
+		{"refob a checked-in key", contract.CodeKeyAlreadyLinked, "key.upsert", map[string]any{"key_id": "in", "serial_number": "DDDD4444"}},
+		{"new fob is in a bin", contract.CodeKeyAlreadyLinked, "key.upsert", map[string]any{"key_id": "out", "serial_number": "CCCC3333"}},
+		{"virtual with a fob", contract.CodeKeyFobVirtual, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "serial_number": "EEEE"}},
+		{"make a fob key virtual", contract.CodeKeyFobVirtual, "key.upsert", map[string]any{"key_id": "out", "virtual": true}},
+		{"key code not numeric", contract.CodeCodeNotNumeric, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "12ab"}},
+		{"key code short", contract.CodeCodeInvalidLength, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "123"}},
+		{"key code long", contract.CodeCodeInvalidLength, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": tooLong(17, "1")}},
+		{"key code taken by a key", contract.CodeCodeTaken, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "13572468"}},
+		{"key code taken by an access code", contract.CodeCodeTaken, "key.upsert", map[string]any{"key_id": "new", "name": "n", "virtual": true, "key_code": "4444"}},
+		{"key code on a fob key", contract.CodeKeyNotVirtual, "key.upsert", map[string]any{"key_id": "out", "key_code": "5555"}},
+		{"unvirtual a checked-in key", contract.CodeKeyVirtualCheckedIn, "key.upsert", map[string]any{"key_id": "vin", "virtual": false}},
+		{"unlink unknown", contract.CodeKeyNotFound, "key.unlink", map[string]any{"key_id": "nope"}},
+		{"unlink no key id", contract.CodeKeyRequired, "key.unlink", map[string]any{}},
+		{"unlink bare", contract.CodeKeyAlreadyUnlinked, "key.unlink", map[string]any{"key_id": "bare"}},
+		{"unlink checked in", contract.CodeKeyAlreadyLinked, "key.unlink", map[string]any{"key_id": "in"}},
+		{"retire unknown", contract.CodeKeyNotFound, "key.retire", map[string]any{"key_id": "nope"}},
+		{"retire checked in", contract.CodeKeyRetireDenied, "key.retire", map[string]any{"key_id": "in"}},
+		{"code for no key", contract.CodeKeyNotFound, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "ongoing", "key_id": "nope", "action": "pickup"}},
+		{"code not numeric", contract.CodeCodeNotNumeric, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "12-12", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"code 3 digits", contract.CodeCodeInvalidLength, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "121", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"code 17 digits", contract.CodeCodeInvalidLength, "access_code.upsert", map[string]any{"access_code_id": "x", "code": tooLong(17, "7"), "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"code taken", contract.CodeCodeTaken, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "4444", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"code is a key code", contract.CodeCodeTaken, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "86427531", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"code without id", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"code": "1212", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"code bad type", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "forever", "key_id": "out", "action": "pickup"}},
+		{"code bad action", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "ongoing", "key_id": "out", "action": "steal"}},
+		{"ongoing with times", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup", "ends_at": t0.Add(time.Hour)}},
+		{"time bound without end", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "time_bound", "key_id": "out", "action": "pickup", "starts_at": t0}},
+		{"ends before it starts", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "time_bound", "key_id": "out", "action": "pickup", "starts_at": t0.Add(2 * time.Hour), "ends_at": t0.Add(time.Hour)}},
+		{"ended already", contract.CodeAccessCodeInvalid, "access_code.upsert", map[string]any{"access_code_id": "x", "code": "1212", "name": "x", "type": "time_bound", "key_id": "out", "action": "pickup", "starts_at": t0.Add(-2 * time.Hour), "ends_at": t0.Add(-time.Hour)}},
+		{"new code without code", contract.CodeCodeInvalidLength, "access_code.upsert", map[string]any{"access_code_id": "x", "name": "x", "type": "ongoing", "key_id": "out", "action": "pickup"}},
+		{"delete unknown code", contract.CodeAccessCodeNotFound, "access_code.delete", map[string]any{"access_code_id": "nope"}},
+		{"open unknown bin", contract.CodeBinNotFound, "bin.open", map[string]any{"bin": 99}},
+		{"open without bin", contract.CodeCmdInvalid, "bin.open", map[string]any{}},
+		{"wrong type", contract.CodeCmdInvalid, "bin.open", map[string]any{"bin": "one"}},
+		{"unknown field", contract.CodeCmdInvalid, "key.upsert", map[string]any{"key_id": "new", "name": "n", "colour": "red"}},
+		{"settings without value", contract.CodeCmdInvalid, "settings.set", map[string]any{}},
+		{"disable key codes with a virtual key in", contract.CodeKeyVirtualCheckedIn, "settings.set", map[string]any{"key_codes_enabled": false}},
+		{"unknown command", contract.CodeCmdUnknown, "key.explode", map[string]any{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,45 +168,15 @@ func TestCommandIdempotent(t *testing.T) {
 func TestCommandExpired(t *testing.T) {
 	h := newHarness(t)
 	past := t0.Add(-time.Second)
-	r, err := h.box.Execute(t.Context(), Command{ID: "old", Type: "bin.open", Data: []byte(`{"bin":1}`), ExpiresAt: &past})
+	r, err := h.box.Execute(t.Context(), contract.Command{ID: "old", Type: "bin.open", Data: []byte(`{"bin":1}`), ExpiresAt: &past})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.OK || r.Error.Code != CodeCmdExpired {
+	if r.OK || r.Error.Code != contract.CodeCmdExpired {
 		t.Fatalf("reply %+v", r)
 	}
 	if len(h.locks.pulses()) != 0 {
 		t.Fatal("an expired command opened a bin")
-	}
-}
-
-func TestParseCommand(t *testing.T) {
-	for _, tc := range []struct {
-		payload, id, code string
-	}{
-		{`{"id":"a","type":"state.get"}`, "a", ""},
-		{`{"id":"a","type":"bin.open","data":{"bin":1},"expires_at":"2030-01-01T00:00:00Z"}`, "a", ""},
-		{`not json`, "", CodeCmdInvalid},
-		{`{"id":"a"}`, "a", CodeCmdInvalid},
-		{`{"type":"state.get"}`, "", CodeCmdInvalid},
-		{`{"id":7,"type":"state.get"}`, "", CodeCmdInvalid},
-		{`{"id":"a","type":"state.get","extra":1}`, "a", CodeCmdInvalid},
-		{`{"id":"a","type":"state.get","data":[1]}`, "a", CodeCmdInvalid},
-		{`{"id":"a","type":"state.get","expires_at":"tomorrow"}`, "a", CodeCmdInvalid},
-		{`{"id":"a","type":"state.get"} {}`, "a", CodeCmdInvalid},
-		{`[]`, "", CodeCmdInvalid},
-	} {
-		t.Run(tc.payload, func(t *testing.T) {
-			cmd, err := ParseCommand([]byte(tc.payload))
-			eq(t, "id", cmd.ID, tc.id)
-			if tc.code == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			eq(t, "code", CodeOf(err), tc.code)
-		})
 	}
 }
 
@@ -238,24 +209,6 @@ func TestStateGet(t *testing.T) {
 	}
 }
 
-func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{`{"id":"a","type":"state.get"}`, `{"id":"","type":""}`, `{"id":"a","type":"x","data":{"a":1},"expires_at":"2030-01-01T00:00:00Z"}`, `{`, `null`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		cmd, err := ParseCommand(payload)
-		if err != nil {
-			if CodeOf(err) != CodeCmdInvalid {
-				t.Fatalf("parse error code %s", CodeOf(err))
-			}
-			return
-		}
-		if cmd.ID == "" || cmd.Type == "" {
-			t.Fatalf("accepted %q without id or type", payload)
-		}
-	})
-}
-
 // FuzzCommandData feeds random data to every command type on one box: no
 // panic, every reply is OK or carries a code, and a refused command appends
 // no event.
@@ -278,12 +231,12 @@ func FuzzCommandData(f *testing.F) {
 			return s.LastSeq
 		}
 		before := seq()
-		r, err := h.box.Execute(t.Context(), Command{ID: fmt.Sprintf("f%d-%x", before, data), Type: typ, Data: data})
+		r, err := h.box.Execute(t.Context(), contract.Command{ID: fmt.Sprintf("f%d-%x", before, data), Type: typ, Data: data})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !r.OK {
-			if r.Error == nil || r.Error.Code == "" || r.Error.Code == CodeInternal {
+			if r.Error == nil || r.Error.Code == "" || r.Error.Code == contract.CodeInternal {
 				t.Fatalf("%s %q: reply %+v", typ, data, r)
 			}
 			if seq() != before {

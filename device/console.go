@@ -3,9 +3,9 @@ package device
 import (
 	"context"
 	"errors"
-	"time"
-
+	"smartboxd/contract"
 	"smartboxd/store"
+	"time"
 )
 
 // LoginResult is how a console login went.
@@ -26,13 +26,13 @@ func (b *Box) ConsoleLogin(ctx context.Context, pinOK bool) (LoginResult, error)
 			res = LoginResult{}
 			if b.console.lockedOut(c.now) {
 				res.LockedOut, res.Until = true, b.console.until
-				return c.event("console.login", map[string]any{"ok": false, "locked_out": true})
+				return c.event(contract.EventConsoleLogin, map[string]any{"ok": false, "locked_out": true})
 			}
-			if err := c.event("console.login", map[string]any{"ok": pinOK}); err != nil {
+			if err := c.event(contract.EventConsoleLogin, map[string]any{"ok": pinOK}); err != nil {
 				return err
 			}
 			if !pinOK {
-				if err := b.countFailure(c, &b.console, "console.locked_out"); err != nil {
+				if err := b.countFailure(c, &b.console, contract.EventConsoleLockedOut); err != nil {
 					return err
 				}
 				// After countFailure's own onCommit: did this failure start a lockout?
@@ -66,7 +66,9 @@ var errEnough = errors.New("device: enough")
 func (b *Box) Audit(ctx context.Context, command string) error {
 	var err error
 	if cerr := b.call(ctx, func() {
-		err = b.txn(func(c *txc) error { return c.event("console.command", map[string]string{"command": command}) })
+		err = b.txn(func(c *txc) error {
+			return c.event(contract.EventConsoleCommand, map[string]string{"command": command})
+		})
 	}); cerr != nil {
 		return cerr
 	}
@@ -74,8 +76,8 @@ func (b *Box) Audit(ctx context.Context, command string) error {
 }
 
 // Keys lists every key.
-func (b *Box) Keys() ([]KeyView, error) {
-	var out []KeyView
+func (b *Box) Keys() ([]contract.KeyView, error) {
+	var out []contract.KeyView
 	err := b.st.View(func(tx *store.Tx) error {
 		return tx.ForEachKey(func(k *store.Key) error { out = append(out, ViewKey(k)); return nil })
 	})
@@ -84,8 +86,8 @@ func (b *Box) Keys() ([]KeyView, error) {
 
 // AccessCodes lists up to max access codes (never their codes), and how many
 // there are in all.
-func (b *Box) AccessCodes(max int) ([]AccessCodeView, int, error) {
-	var out []AccessCodeView
+func (b *Box) AccessCodes(max int) ([]contract.AccessCodeView, int, error) {
+	var out []contract.AccessCodeView
 	total := 0
 	err := b.st.View(func(tx *store.Tx) error {
 		total = tx.AccessCodeCount()

@@ -2,6 +2,7 @@ package device
 
 import (
 	"slices"
+	"smartboxd/contract"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestPickupByAccessCode(t *testing.T) {
 	}
 	// The same code again: the key is gone.
 	h.enter("1234")
-	eq(t, "reason", h.last("code.rejected")["reason"].(string), CodeKeyNotCheckedIn)
+	eq(t, "reason", h.last("code.rejected")["reason"].(string), contract.CodeKeyNotCheckedIn)
 }
 
 func TestDropoffLinksNewFob(t *testing.T) {
@@ -77,7 +78,7 @@ func TestDropoffChoosesAFreeBin(t *testing.T) {
 	h.mustOK("access_code.upsert", map[string]any{"access_code_id": "dc", "code": "424242", "name": "c", "type": "ongoing", "key_id": "c", "action": "dropoff"})
 	pulses := len(h.locks.pulses())
 	h.enter("424242")
-	eq(t, "reason", h.last("code.rejected")["reason"].(string), CodeNoAvailableBins)
+	eq(t, "reason", h.last("code.rejected")["reason"].(string), contract.CodeNoAvailableBins)
 	eq(t, "no pulse", len(h.locks.pulses()), pulses)
 }
 
@@ -126,7 +127,7 @@ func TestPickupTimeoutKeepsKey(t *testing.T) {
 
 func TestVirtualKeyCodes(t *testing.T) {
 	h := newHarness(t)
-	h.mustFail(CodeCodeDisabled, "key.upsert", map[string]any{"key_id": "v", "name": "virtual", "virtual": true})
+	h.mustFail(contract.CodeCodeDisabled, "key.upsert", map[string]any{"key_id": "v", "name": "virtual", "virtual": true})
 	h.mustOK("settings.set", map[string]any{"key_codes_enabled": true})
 	res := h.mustOK("key.upsert", map[string]any{"key_id": "v", "name": "virtual", "virtual": true})
 	code, _ := res["key_code"].(string)
@@ -135,7 +136,7 @@ func TestVirtualKeyCodes(t *testing.T) {
 	}
 	// Not here yet.
 	h.enter(code)
-	eq(t, "reason", h.last("code.rejected")["reason"].(string), CodeKeyNotCheckedIn)
+	eq(t, "reason", h.last("code.rejected")["reason"].(string), contract.CodeKeyNotCheckedIn)
 
 	// Drop off: no fob to read, so the bin closing (here: the timeout) checks it in.
 	bin := h.checkIn("v", "")
@@ -144,7 +145,7 @@ func TestVirtualKeyCodes(t *testing.T) {
 		t.Fatalf("virtual drop-off with a fob: %v", d)
 	}
 	// Disabling key codes while it is checked in is refused.
-	h.mustFail(CodeKeyVirtualCheckedIn, "settings.set", map[string]any{"key_codes_enabled": false})
+	h.mustFail(contract.CodeKeyVirtualCheckedIn, "settings.set", map[string]any{"key_codes_enabled": false})
 
 	n := h.count()
 	h.enter(code)
@@ -161,7 +162,7 @@ func TestVirtualKeyCodes(t *testing.T) {
 	// With key codes off, the code no longer works.
 	h.mustOK("settings.set", map[string]any{"key_codes_enabled": false})
 	h.enter(code)
-	eq(t, "disabled", h.last("code.rejected")["reason"].(string), CodeCodeDisabled)
+	eq(t, "disabled", h.last("code.rejected")["reason"].(string), contract.CodeCodeDisabled)
 }
 
 func TestVirtualDropoffCompletesWhenDoorCloses(t *testing.T) {
@@ -184,12 +185,12 @@ func TestRejectedEntries(t *testing.T) {
 	for _, tc := range []struct {
 		entry, reason string
 	}{
-		{"12a4", CodeCodeNotNumeric},
-		{"123", CodeCodeInvalidLength},
-		{"12345678901234567", CodeCodeInvalidLength},
-		{"0000", CodeCodeUnknown},
-		{"1234567890123456", CodeCodeUnknown},
-		{"9999", CodeKeyNotCheckedIn},
+		{"12a4", contract.CodeCodeNotNumeric},
+		{"123", contract.CodeCodeInvalidLength},
+		{"12345678901234567", contract.CodeCodeInvalidLength},
+		{"0000", contract.CodeCodeUnknown},
+		{"1234567890123456", contract.CodeCodeUnknown},
+		{"9999", contract.CodeKeyNotCheckedIn},
 	} {
 		t.Run(tc.entry, func(t *testing.T) {
 			h.enter(tc.entry)
@@ -224,14 +225,14 @@ func TestKeypadLockoutEscalatesAndSurvivesRestart(t *testing.T) {
 	eq(t, "until", lo[0]["until"].(string), t0.Add(30*time.Second).Format(time.RFC3339))
 	pulses := len(h.locks.pulses())
 	h.enter("246813") // right, but locked out
-	eq(t, "reason", h.last("code.rejected")["reason"].(string), CodeKeypadLockedOut)
+	eq(t, "reason", h.last("code.rejected")["reason"].(string), contract.CodeKeypadLockedOut)
 	eq(t, "no pulse", len(h.locks.pulses()), pulses)
 
 	// A reboot does not reset it.
 	h.advance(10 * time.Second)
 	h.restart()
 	h.enter("246813")
-	eq(t, "after restart", h.last("code.rejected")["reason"].(string), CodeKeypadLockedOut)
+	eq(t, "after restart", h.last("code.rejected")["reason"].(string), contract.CodeKeypadLockedOut)
 	h.advance(21 * time.Second)
 
 	// The next lockout lasts twice as long.
@@ -244,7 +245,7 @@ func TestKeypadLockoutEscalatesAndSurvivesRestart(t *testing.T) {
 	eq(t, "doubled", lo[1]["until"].(string), now.Add(60*time.Second).Format(time.RFC3339))
 	h.advance(59 * time.Second)
 	h.enter("246813")
-	eq(t, "still locked", h.last("code.rejected")["reason"].(string), CodeKeypadLockedOut)
+	eq(t, "still locked", h.last("code.rejected")["reason"].(string), contract.CodeKeypadLockedOut)
 	h.advance(2 * time.Second)
 	if n := len(h.locks.pulses()); n != 0 {
 		t.Fatalf("pulses while locked out: %d", n)
@@ -321,12 +322,12 @@ func TestReaderFaultSuspendsInventory(t *testing.T) {
 	h.mustOK("key.upsert", map[string]any{"key_id": "k", "name": "k", "serial_number": "ABCD"})
 	bin := h.checkIn("k", "ABCD")
 	h.nofob(bin)
-	h.box.ReaderFault("/dev/r1", errString("port gone"))
+	h.box.ReaderFault(1, errString("port gone"))
 	h.flush()
 	h.advance(10 * time.Second)
 	eq(t, "fault", h.last("reader.fault")["error"].(string), "port gone")
 	eq(t, "key still in", h.key("k").Bin, bin)
-	h.box.ReaderOK("/dev/r1")
+	h.box.ReaderOK(1)
 	h.flush()
 	eq(t, "ok", h.last("reader.ok")["reader"].(string), "/dev/r1")
 }
@@ -339,7 +340,7 @@ func TestRemoteOpenAndDoorEvents(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Bins[1].HasDoor = true })
 	h.mustOK("key.upsert", map[string]any{"key_id": "k", "name": "k", "serial_number": "ABCD"})
 	bin := h.checkIn("k", "ABCD")
-	h.mustFail(CodeBinNotFound, "bin.open", map[string]any{"bin": 9})
+	h.mustFail(contract.CodeBinNotFound, "bin.open", map[string]any{"bin": 9})
 	h.mustOK("bin.open", map[string]any{"bin": bin})
 	eq(t, "reason", h.last("bin.unlocked")["reason"].(string), "remote")
 	h.nofob(bin)

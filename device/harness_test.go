@@ -12,6 +12,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"smartboxd/contract"
 	"smartboxd/store"
 )
 
@@ -76,9 +77,8 @@ func (h *harness) config() Config {
 	cfg := Config{
 		BoxID: "box-test", Version: "test", BootID: "boot",
 		Bins: []BinSpec{
-			{ID: 1, HasReader: true}, {ID: 2, HasReader: true}, {ID: 3, HasReader: true},
+			{ID: 1, Reader: "/dev/r1"}, {ID: 2, Reader: "/dev/r2"}, {ID: 3, Reader: "/dev/r3"},
 		},
-		Readers:         map[string]int{"/dev/r1": 1, "/dev/r2": 2, "/dev/r3": 3},
 		FobAbsent:       600 * time.Millisecond,
 		DropoffTimeout:  60 * time.Second,
 		InventorySettle: 3 * time.Second,
@@ -159,19 +159,19 @@ func (h *harness) fob(bin int, serial string) { h.box.FobPresent(bin, serial); h
 func (h *harness) nofob(bin int)              { h.box.FobAbsent(bin); h.flush() }
 
 // exec runs a command with a fresh id.
-func (h *harness) exec(typ string, data any) Reply {
+func (h *harness) exec(typ string, data any) contract.Reply {
 	h.t.Helper()
 	h.cmdN++
 	return h.execID(fmt.Sprintf("c%d", h.cmdN), typ, data)
 }
 
-func (h *harness) execID(id, typ string, data any) Reply {
+func (h *harness) execID(id, typ string, data any) contract.Reply {
 	h.t.Helper()
 	raw, err := json.Marshal(data)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	r, err := h.box.Execute(context.Background(), Command{ID: id, Type: typ, Data: raw})
+	r, err := h.box.Execute(context.Background(), contract.Command{ID: id, Type: typ, Data: raw})
 	if err != nil {
 		h.t.Fatalf("execute %s: %v", typ, err)
 	}
@@ -202,13 +202,13 @@ func (h *harness) mustFail(code, typ string, data any) {
 }
 
 // events returns every event not yet acked, in seq order.
-func (h *harness) events() []store.Event {
+func (h *harness) events() []contract.Event {
 	h.t.Helper()
 	recs, err := h.db.Pending(0, 1<<30)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	out := make([]store.Event, len(recs))
+	out := make([]contract.Event, len(recs))
 	for i, r := range recs {
 		if err := json.Unmarshal(r.Payload, &out[i]); err != nil {
 			h.t.Fatal(err)
@@ -257,7 +257,7 @@ func (h *harness) typesSince(n int) []string {
 
 func (h *harness) count() int { return len(h.events()) }
 
-func (h *harness) state() State {
+func (h *harness) state() contract.State {
 	h.t.Helper()
 	s, err := h.box.State()
 	if err != nil {
@@ -266,7 +266,7 @@ func (h *harness) state() State {
 	return s
 }
 
-func (h *harness) binState(id int) BinState {
+func (h *harness) binState(id int) contract.BinState {
 	h.t.Helper()
 	for _, b := range h.state().Bins {
 		if b.ID == id {
@@ -274,7 +274,7 @@ func (h *harness) binState(id int) BinState {
 		}
 	}
 	h.t.Fatalf("no bin %d", id)
-	return BinState{}
+	return contract.BinState{}
 }
 
 func (h *harness) key(id string) *store.Key {

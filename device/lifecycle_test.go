@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"smartboxd/contract"
 	"smartboxd/store"
 )
 
@@ -38,7 +39,7 @@ func TestTimeBoundLifecycle(t *testing.T) {
 		t.Fatal("the access code object carries the code")
 	}
 	h.enter("60606")
-	eq(t, "early", h.last("code.rejected")["reason"].(string), CodeCodeNotActive)
+	eq(t, "early", h.last("code.rejected")["reason"].(string), contract.CodeCodeNotActive)
 
 	h.advance(time.Hour)
 	if got := h.statuses("tb"); !slices.Equal(got, []string{"unset", "setting", "set"}) {
@@ -57,7 +58,7 @@ func TestTimeBoundLifecycle(t *testing.T) {
 	}
 	eq(t, "codes left", h.state().AccessCodes, 0)
 	h.enter("60606")
-	eq(t, "gone", h.last("code.rejected")["reason"].(string), CodeCodeUnknown)
+	eq(t, "gone", h.last("code.rejected")["reason"].(string), contract.CodeCodeUnknown)
 }
 
 func TestLateTransitionsCarryWarnings(t *testing.T) {
@@ -81,7 +82,7 @@ func TestLateTransitionsCarryWarnings(t *testing.T) {
 		}
 	}
 	w := set["warnings"].([]any)
-	if len(w) != 1 || w[0].(map[string]any)["warning_code"] != CodeDelayInSetting {
+	if len(w) != 1 || w[0].(map[string]any)["warning_code"] != contract.CodeDelayInSetting {
 		t.Fatalf("warnings %v", w)
 	}
 	if got := h.statuses("missed"); !slices.Equal(got, []string{"unset", "removing", "removed"}) {
@@ -99,7 +100,7 @@ func TestClockUnsyncedRefusesTimeBoundOnly(t *testing.T) {
 	h.mustOK("access_code.upsert", map[string]any{"access_code_id": "on", "code": "3434", "name": "y", "type": "ongoing", "key_id": "k2", "action": "dropoff"})
 	h.synced.Store(false)
 	h.enter("1212")
-	eq(t, "unsynced", h.last("code.rejected")["reason"].(string), CodeClockUnsynced)
+	eq(t, "unsynced", h.last("code.rejected")["reason"].(string), contract.CodeClockUnsynced)
 	eq(t, "state says so", h.state().Clock.Synced, false)
 	h.enter("3434")
 	eq(t, "ongoing still works", h.last("bin.unlocked")["reason"].(string), "dropoff")
@@ -115,13 +116,13 @@ func TestFullBoxReportsFailedToSet(t *testing.T) {
 	h.mustOK("access_code.upsert", map[string]any{"access_code_id": "a", "code": "1111", "name": "a", "type": "ongoing", "key_id": "k", "action": "dropoff"})
 	r := h.mustOK("access_code.upsert", map[string]any{"access_code_id": "b", "code": "2222", "name": "b", "type": "ongoing", "key_id": "k", "action": "dropoff"})
 	errs := r["errors"].([]any)
-	if len(errs) != 1 || errs[0].(map[string]any)["error_code"] != CodeFailedToSetOnDevice {
+	if len(errs) != 1 || errs[0].(map[string]any)["error_code"] != contract.CodeFailedToSetOnDevice {
 		t.Fatalf("errors %v", errs)
 	}
 	eq(t, "status event", h.last("access_code.status")["access_code_id"].(string), "b")
 	eq(t, "stored", h.state().AccessCodes, 1)
 	h.enter("2222")
-	eq(t, "not stored", h.last("code.rejected")["reason"].(string), CodeCodeUnknown)
+	eq(t, "not stored", h.last("code.rejected")["reason"].(string), contract.CodeCodeUnknown)
 }
 
 func TestAccessCodeUpdateAndDelete(t *testing.T) {
@@ -133,7 +134,7 @@ func TestAccessCodeUpdateAndDelete(t *testing.T) {
 	r := h.mustOK("access_code.upsert", map[string]any{"access_code_id": "a", "name": "renamed"})
 	eq(t, "name", r["name"].(string), "renamed")
 	h.enter("1111")
-	eq(t, "old code", h.last("code.rejected")["reason"].(string), CodeCodeUnknown)
+	eq(t, "old code", h.last("code.rejected")["reason"].(string), contract.CodeCodeUnknown)
 	// The old code is free for another access code.
 	h.mustOK("access_code.upsert", map[string]any{"access_code_id": "b", "code": "1111", "name": "b", "type": "ongoing", "key_id": "k", "action": "dropoff"})
 	r = h.mustOK("access_code.delete", map[string]any{"access_code_id": "a"})
@@ -142,7 +143,7 @@ func TestAccessCodeUpdateAndDelete(t *testing.T) {
 		t.Fatalf("statuses %v", got)
 	}
 	h.enter("2222")
-	eq(t, "deleted", h.last("code.rejected")["reason"].(string), CodeCodeUnknown)
+	eq(t, "deleted", h.last("code.rejected")["reason"].(string), contract.CodeCodeUnknown)
 	h.enter("1111")
 	eq(t, "b works", h.last("bin.unlocked")["reason"].(string), "dropoff")
 }
@@ -172,7 +173,7 @@ func TestSnapshot(t *testing.T) {
 		map[string]any{"access_code_id": "dup", "code": "2222", "name": "dup", "type": "ongoing", "key_id": "a", "action": "pickup"})}
 	before := h.count()
 	r := h.exec("sync.snapshot", bad)
-	if r.OK || r.Error.Code != CodeCodeTaken || !strings.Contains(r.Error.Message, "access_codes[3] (dup)") {
+	if r.OK || r.Error.Code != contract.CodeCodeTaken || !strings.Contains(r.Error.Message, "access_codes[3] (dup)") {
 		t.Fatalf("bad snapshot reply %+v", r)
 	}
 	eq(t, "nothing written", h.count(), before)
@@ -192,7 +193,7 @@ func TestSnapshot(t *testing.T) {
 	eq(t, "old key gone", h.key("old") == nil, true)
 	eq(t, "here still in", h.key("here").Bin, bin)
 	h.enter("1111")
-	eq(t, "old code gone", h.last("code.rejected")["reason"].(string), CodeCodeUnknown)
+	eq(t, "old code gone", h.last("code.rejected")["reason"].(string), contract.CodeCodeUnknown)
 	h.enter("2222")
 	eq(t, "new code works", h.last("bin.unlocked")["reason"].(string), "dropoff")
 	eq(t, "summary event", h.last("sync.snapshot_applied")["version"].(string), "7")
@@ -268,7 +269,7 @@ func TestNoOpenWithoutRecord(t *testing.T) {
 	}
 	eq(t, "rejected feedback", h.fb.bad.Load(), int32(1))
 	r := h.exec("bin.open", map[string]any{"bin": 1})
-	if r.OK || r.Error.Code != CodeStoreUnavailable {
+	if r.OK || r.Error.Code != contract.CodeStoreUnavailable {
 		t.Fatalf("reply %+v", r)
 	}
 	// The state document says the database refuses writes.
@@ -347,9 +348,9 @@ func TestStateGetWhileWritesFail(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go box.Run(ctx)
-	exec := func(id, typ, data string) Reply {
+	exec := func(id, typ, data string) contract.Reply {
 		t.Helper()
-		r, err := box.Execute(ctx, Command{ID: id, Type: typ, Data: []byte(data)})
+		r, err := box.Execute(ctx, contract.Command{ID: id, Type: typ, Data: []byte(data)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +372,7 @@ func TestStateGetWhileWritesFail(t *testing.T) {
 	if !r.OK {
 		t.Fatalf("state.get while writes fail: %+v", r.Error)
 	}
-	var st State
+	var st contract.State
 	if err := json.Unmarshal(r.Result, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +383,7 @@ func TestStateGetWhileWritesFail(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	// A command with an effect is refused, and changes nothing.
-	if r := exec("o", "bin.open", `{"bin":1}`); r.OK || r.Error.Code != CodeStoreUnavailable {
+	if r := exec("o", "bin.open", `{"bin":1}`); r.OK || r.Error.Code != contract.CodeStoreUnavailable {
 		t.Fatalf("bin.open: %+v", r)
 	}
 	rs.refuse.Store(false)

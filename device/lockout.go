@@ -1,9 +1,8 @@
 package device
 
 import (
-	"time"
-
 	"smartboxd/store"
+	"time"
 )
 
 // lockout is the brute-force guard of the keypad (and, alike, of the

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
-
+	"smartboxd/contract"
 	"smartboxd/store"
+	"strings"
 )
 
 // snapEnv answers the validators' look-ups from the snapshot's own records
@@ -20,12 +20,16 @@ type snapEnv struct {
 }
 
 func (e *snapEnv) fobOwner(s string) string { return e.fobs[s] }
+
 func (e *snapEnv) codeOwner(h []byte) (store.CodeOwner, bool) {
 	o, ok := e.codes[string(h)]
 	return o, ok
 }
-func (e *snapEnv) fobInBin(s string) bool            { return e.b.fobInBin(s) }
-func (e *snapEnv) keyCodesEnabled() bool             { return e.b.settings.KeyCodesEnabled }
+
+func (e *snapEnv) fobInBin(s string) bool { return e.b.fobInBin(s) }
+
+func (e *snapEnv) keyCodesEnabled() bool { return e.b.settings.KeyCodesEnabled }
+
 func (e *snapEnv) keyExists(id string) (bool, error) { return e.keys[id], nil }
 
 func (e *snapEnv) add(k *store.Key) {
@@ -40,11 +44,11 @@ func (e *snapEnv) add(k *store.Key) {
 
 // recordErr names the record a snapshot was refused for, keeping the code.
 func recordErr(kind string, i int, id string, err error) error {
-	e, ok := err.(*Error)
+	e, ok := err.(*contract.Error)
 	if !ok {
 		return err
 	}
-	return &Error{Code: e.Code, Message: fmt.Sprintf("%s[%d] (%s): %s", kind, i, id, e.Message)}
+	return &contract.Error{Code: e.Code, Message: fmt.Sprintf("%s[%d] (%s): %s", kind, i, id, e.Message)}
 }
 
 func deref(s *string) string {
@@ -66,19 +70,19 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 		Keys        []keyData        `json:"keys"`
 		AccessCodes []accessCodeData `json:"access_codes"`
 	}
-	if err := decodeData(data, &d); err != nil {
+	if err := contract.DecodeData(data, &d); err != nil {
 		return nil, err
 	}
 	version := strings.Trim(string(d.Version), `"`)
 	if len(d.AccessCodes) > b.cfg.MaxAccessCodes {
-		return nil, errf(CodeAccessCodeLimit, "%d access codes, the box holds at most %d", len(d.AccessCodes), b.cfg.MaxAccessCodes)
+		return nil, contract.Errorf(contract.CodeAccessCodeLimit, "%d access codes, the box holds at most %d", len(d.AccessCodes), b.cfg.MaxAccessCodes)
 	}
 	env := &snapEnv{b: b, fobs: map[string]string{}, codes: map[string]store.CodeOwner{}, keys: map[string]bool{}}
 	inSnap := make(map[string]bool, len(d.Keys))
 	for i, kd := range d.Keys {
 		id := deref(kd.KeyID)
 		if id != "" && inSnap[id] {
-			return nil, errf(CodeCmdInvalid, "keys[%d]: duplicate key_id %q", i, id)
+			return nil, contract.Errorf(contract.CodeCmdInvalid, "keys[%d]: duplicate key_id %q", i, id)
 		}
 		inSnap[id] = true
 	}
@@ -138,10 +142,10 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 	for i, ad := range d.AccessCodes {
 		id := deref(ad.AccessCodeID)
 		if id != "" && seen[id] {
-			return nil, errf(CodeCmdInvalid, "access_codes[%d]: duplicate access_code_id %q", i, id)
+			return nil, contract.Errorf(contract.CodeCmdInvalid, "access_codes[%d]: duplicate access_code_id %q", i, id)
 		}
 		seen[id] = true
-		if ad.EndsAt != nil && deref(ad.Type) == store.TypeTimeBound && !c.now.Before(*ad.EndsAt) {
+		if ad.EndsAt != nil && deref(ad.Type) == contract.TypeTimeBound && !c.now.Before(*ad.EndsAt) {
 			expired++
 			continue
 		}
@@ -166,16 +170,16 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 		return nil, err
 	}
 	slices.Sort(kept)
-	summary := map[string]any{"version": version, "keys": len(keys), "access_codes": len(codes), "expired": expired, "kept_checked_in": kept}
-	if err := c.event("sync.snapshot_applied", summary); err != nil {
+	if kept == nil {
+		kept = []string{}
+	}
+	summary := contract.SnapshotResult{Version: version, Keys: len(keys), AccessCodes: len(codes), Expired: expired, KeptCheckedIn: kept}
+	if err := c.event(contract.EventSnapshotApplied, summary); err != nil {
 		return nil, err
 	}
 	c.onCommit(func() { b.armSchedule(0) })
 	if len(generated) > 0 {
-		summary["generated_key_codes"] = generated
-	}
-	if kept == nil {
-		summary["kept_checked_in"] = []string{}
+		summary.GeneratedKeyCodes = generated
 	}
 	return summary, nil
 }

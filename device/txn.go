@@ -1,10 +1,55 @@
 package device
 
 import (
-	"time"
-
+	"errors"
+	"smartboxd/contract"
 	"smartboxd/store"
+	"time"
 )
+
+// commit runs fn in one store transaction; when it commits, the state
+// document is republished and the outbox drain woken.
+func (b *Box) commit(fn func(tx *store.Tx) error) error {
+	err := b.st.Update(fn)
+	var coded *contract.Error
+	if err != nil && !errors.As(err, &coded) {
+		// The database refused the write (disk full, read-only, I/O
+		// error): nothing was decided. Say so until a write works again.
+		b.log.Error("store write failed", "err", err)
+		b.setStoreFault(err.Error())
+		return err
+	}
+	b.setStoreFault("")
+	if err != nil {
+		return err
+	}
+	b.notifyAppended()
+	return nil
+}
+
+// setStoreFault records whether the last write failed, for the state
+// document (and so the cloud and the console).
+func (b *Box) setStoreFault(msg string) {
+	b.mu.Lock()
+	changed := b.storeFault != msg
+	b.storeFault = msg
+	b.mu.Unlock()
+	if changed {
+		if msg != "" {
+			b.log.Error("store fault: decisions that cannot be recorded open nothing", "err", msg)
+		} else {
+			b.log.Info("store writes work again")
+		}
+		b.notifyChanged()
+	}
+}
+
+// storeState is the store part of the state document.
+func (b *Box) storeState() contract.StoreState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return contract.StoreState{OK: b.storeFault == "", Error: b.storeFault}
+}
 
 // txc is one decision being committed: the store transaction, the time the
 // decision is taken at, and what the loop does once (and only if) it commits.

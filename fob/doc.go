@@ -4,7 +4,7 @@
 // Each reader watches one bin and reports to a Sink, which the device
 // implements: FobPresent on the first good frame of a fob (and again when a
 // different fob is read), FobAbsent when no good frame came for AbsentAfter
-// (timing.fob_absent_ms, 600 ms by default), ReaderFault when the reader's
+// (timing.fob_absent_ms, 600 ms by default), ReaderFault (by bin) when the reader's
 // port fails and ReaderOK when it is back.
 //
 // # Readers

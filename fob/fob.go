@@ -39,11 +39,11 @@ type Sink interface {
 	FobPresent(bin int, serial string)
 	// FobAbsent reports that bin had no good frame for AbsentAfter.
 	FobAbsent(bin int)
-	// ReaderFault reports that a reader failed; it is reported once per
-	// outage.
-	ReaderFault(reader string, err error)
-	// ReaderOK reports that a faulted reader works again.
-	ReaderOK(reader string)
+	// ReaderFault reports that the reader of bin failed; it is reported
+	// once per outage. The bin names the reader: it has one.
+	ReaderFault(bin int, err error)
+	// ReaderOK reports that the faulted reader of bin works again.
+	ReaderOK(bin int)
 }
 
 // Stats is a snapshot of one reader, for the console's readers command.

@@ -105,7 +105,7 @@ func (r *reporter) fault(err error) {
 	}
 	r.faulted = true
 	r.timing.log.Warn("fob reader fault", slog.String("reader", r.name), slog.Any("err", err))
-	r.sink.ReaderFault(r.name, err)
+	r.sink.ReaderFault(r.bin, err)
 }
 
 // isFaulted reports whether a fault awaits its recovery.
@@ -126,7 +126,7 @@ func (r *reporter) recovered() {
 		r.stats.Reopens++
 		r.mu.Unlock()
 		r.timing.log.Info("fob reader ok", slog.String("reader", r.name))
-		r.sink.ReaderOK(r.name)
+		r.sink.ReaderOK(r.bin)
 	}
 	r.beginLocked()
 }

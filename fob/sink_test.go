@@ -14,13 +14,12 @@ type event struct {
 	Kind   string // present, absent, fault, ok
 	Bin    int
 	Serial string
-	Reader string
 }
 
 func present(bin int, serial string) event { return event{Kind: "present", Bin: bin, Serial: serial} }
 func absent(bin int) event                 { return event{Kind: "absent", Bin: bin} }
-func fault(reader string) event            { return event{Kind: "fault", Reader: reader} }
-func ok(reader string) event               { return event{Kind: "ok", Reader: reader} }
+func fault(bin int) event                  { return event{Kind: "fault", Bin: bin} }
+func ok(bin int) event                     { return event{Kind: "ok", Bin: bin} }
 
 // recorder is a Sink that keeps every call.
 type recorder struct {
@@ -47,10 +46,8 @@ func (r *recorder) add(e event, err error) {
 
 func (r *recorder) FobPresent(bin int, serial string) { r.add(present(bin, serial), nil) }
 func (r *recorder) FobAbsent(bin int)                 { r.add(absent(bin), nil) }
-func (r *recorder) ReaderFault(reader string, err error) {
-	r.add(fault(reader), err)
-}
-func (r *recorder) ReaderOK(reader string) { r.add(ok(reader), nil) }
+func (r *recorder) ReaderFault(bin int, err error)    { r.add(fault(bin), err) }
+func (r *recorder) ReaderOK(bin int)                  { r.add(ok(bin), nil) }
 
 func (r *recorder) got() []event {
 	r.mu.Lock()
@@ -136,4 +133,4 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-func (e event) String() string { return fmt.Sprintf("%s(%d %s%s)", e.Kind, e.Bin, e.Serial, e.Reader) }
+func (e event) String() string { return fmt.Sprintf("%s(%d %s)", e.Kind, e.Bin, e.Serial) }

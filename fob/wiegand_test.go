@@ -173,7 +173,7 @@ func TestWiegandReaderSourceFault(t *testing.T) {
 
 	lineErr := errors.New("line request revoked")
 	src <- result{err: lineErr}
-	sink.wait(t, present(1, "ABCDEF"), fault("w"))
+	sink.wait(t, present(1, "ABCDEF"), fault(1))
 	if s := r.Stats(); !s.Faulted || s.Present != "" || !strings.Contains(s.LastError, "line request revoked") {
 		t.Errorf("stats while faulted = %+v", s)
 	}
@@ -187,10 +187,10 @@ func TestWiegandReaderSourceFault(t *testing.T) {
 	if err := clock.BlockUntilContext(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	sink.expect(t, present(1, "ABCDEF"), fault("w"))
+	sink.expect(t, present(1, "ABCDEF"), fault(1))
 	clock.Advance(2 * DefaultMinBackoff)
 	src <- result{f: card.Frame()}
-	sink.wait(t, present(1, "ABCDEF"), fault("w"), ok("w"), present(1, "ABCDEF"))
+	sink.wait(t, present(1, "ABCDEF"), fault(1), ok(1), present(1, "ABCDEF"))
 	s := waitStats(t, r.Stats, "2 frames", func(s Stats) bool { return s.Frames == 2 })
 	if s.Reopens != 1 || s.Faulted {
 		t.Errorf("stats after recovery = %+v", s)

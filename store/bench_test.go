@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"smartboxd/contract"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,7 +54,7 @@ func openBare(b *testing.B) *bolt.DB {
 // the bucket's next sequence.
 func BenchmarkBareUpdate(b *testing.B) {
 	raw, _ := json.Marshal(benchEvent)
-	payload, _ := json.Marshal(Event{ID: "0123456789abcdef01234567", BoxID: "box-0001", Seq: 1 << 20,
+	payload, _ := json.Marshal(contract.Event{ID: "0123456789abcdef01234567", BoxID: "box-0001", Seq: 1 << 20,
 		Type: "key.dropped_off", At: t0, Data: raw})
 	bdb := openBare(b)
 	err := bdb.Update(func(tx *bolt.Tx) error {

@@ -40,18 +40,8 @@ func (t *Tx) ReplaceAll(version string, keys []*Key, codes []*AccessCode) error 
 			schedRecs = append(schedRecs, kv{schedKey(at, a.ID), nil})
 		}
 	}
-	var err error
-	for _, b := range []struct {
-		name []byte
-		recs []kv
-	}{
-		{bucketKeys, keyRecs},
-		{bucketFobs, fobRecs},
-		{bucketCodes, codeRecs},
-		{bucketCodeIndex, idxRecs},
-		{bucketSchedule, schedRecs},
-	} {
-		if err = t.refill(b.name, b.recs); err != nil {
+	for i, recs := range [][]kv{keyRecs, fobRecs, codeRecs, idxRecs, schedRecs} {
+		if err := t.refill(replaced[i], recs); err != nil {
 			return err
 		}
 	}

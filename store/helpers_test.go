@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"smartboxd/contract"
 	"testing"
 	"time"
 
@@ -74,9 +75,9 @@ func view(t testing.TB, db *DB, fn func(tx *Tx) error) {
 
 // appendN appends n events of type typ, one transaction each, and returns
 // them as Append returned them.
-func appendN(t testing.TB, db *DB, typ string, n int) []Event {
+func appendN(t testing.TB, db *DB, typ string, n int) []contract.Event {
 	t.Helper()
-	out := make([]Event, 0, n)
+	out := make([]contract.Event, 0, n)
 	for i := range n {
 		update(t, db, func(tx *Tx) error {
 			ev, err := tx.Append(typ, t0.Add(time.Duration(i)*time.Second), map[string]int{"i": i})
@@ -123,9 +124,9 @@ func seqRange(lo, hi uint64) []uint64 {
 	return out
 }
 
-func decodeEvent(t testing.TB, payload []byte) Event {
+func decodeEvent(t testing.TB, payload []byte) contract.Event {
 	t.Helper()
-	var ev Event
+	var ev contract.Event
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		t.Fatalf("decode event %q: %v", payload, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"smartboxd/contract"
 	"testing"
 	"time"
 )
@@ -146,8 +147,8 @@ func TestKeyCodeIndex(t *testing.T) {
 
 // timeBound makes a time-bound access code.
 func timeBound(db *DB, id, code, status string, starts, ends time.Time) *AccessCode {
-	return &AccessCode{ID: id, CodeHash: db.CodeHash(code), Name: id, Type: TypeTimeBound,
-		Status: status, StartsAt: &starts, EndsAt: &ends, CreatedAt: t0, Action: ActionPickup, KeyID: "k"}
+	return &AccessCode{ID: id, CodeHash: db.CodeHash(code), Name: id, Type: contract.TypeTimeBound,
+		Status: status, StartsAt: &starts, EndsAt: &ends, CreatedAt: t0, Action: contract.ActionPickup, KeyID: "k"}
 }
 
 func due(t testing.TB, db *DB, now time.Time, max int) ([]ScheduleEntry, time.Time) {
@@ -190,7 +191,7 @@ func TestAccessCodeIndexAndSchedule(t *testing.T) {
 		}
 	}
 
-	a := timeBound(db, "ac", "11223344", StatusUnset, starts, ends)
+	a := timeBound(db, "ac", "11223344", contract.StatusUnset, starts, ends)
 	put(a)
 	if o, ok := owner("11223344"); !ok || o != (CodeOwner{Kind: OwnerAccessCode, ID: "ac"}) {
 		t.Errorf("CodeOwner = %+v, %v", o, ok)
@@ -204,7 +205,7 @@ func TestAccessCodeIndexAndSchedule(t *testing.T) {
 	}
 
 	// unset -> set: the schedule moves from starts_at to ends_at.
-	a.Status = StatusSet
+	a.Status = contract.StatusSet
 	put(a)
 	checkSchedule("set", ends)
 	if entries, next := due(t, db, ends.Add(-time.Nanosecond), 10); len(entries) != 0 || !next.Equal(ends) {
@@ -223,11 +224,11 @@ func TestAccessCodeIndexAndSchedule(t *testing.T) {
 	checkSchedule("code changed", ends)
 
 	// An ongoing code has no transitions.
-	a.Type = TypeOngoing
+	a.Type = contract.TypeOngoing
 	put(a)
 	checkSchedule("ongoing")
 
-	a.Type, a.Status = TypeTimeBound, StatusUnset
+	a.Type, a.Status = contract.TypeTimeBound, contract.StatusUnset
 	put(a)
 	checkSchedule("time-bound again", starts)
 
@@ -251,7 +252,7 @@ func TestAccessCodeIndexAndSchedule(t *testing.T) {
 
 func TestAccessCodeRoundTrip(t *testing.T) {
 	db, _ := openTest(t, Options{NoSync: true})
-	a := timeBound(db, "ac-1", "9081726354", StatusSet, t0, t0.Add(time.Hour))
+	a := timeBound(db, "ac-1", "9081726354", contract.StatusSet, t0, t0.Add(time.Hour))
 	a.Errors = []Notice{{Code: "e", Message: "m", CreatedAt: t0}}
 	a.Warnings = []Notice{{Code: "w", Message: "m2", CreatedAt: t0}}
 	update(t, db, func(tx *Tx) error { return tx.PutAccessCode(a) })
@@ -281,19 +282,19 @@ func TestCounts(t *testing.T) {
 		{"put", func(tx *Tx, db *DB) error {
 			return errors.Join(
 				tx.PutKey(&Key{ID: "k1"}), tx.PutKey(&Key{ID: "k2"}),
-				tx.PutAccessCode(timeBound(db, "a1", "1111", StatusUnset, t0, t0)))
+				tx.PutAccessCode(timeBound(db, "a1", "1111", contract.StatusUnset, t0, t0)))
 		}, 2, 1},
 		{"update does not count twice", func(tx *Tx, db *DB) error {
 			return errors.Join(
 				tx.PutKey(&Key{ID: "k1"}), tx.PutKey(&Key{ID: "k1", Name: "again"}),
-				tx.PutAccessCode(timeBound(db, "a1", "1111", StatusUnset, t0, t0)),
-				tx.PutAccessCode(timeBound(db, "a1", "2222", StatusSet, t0, t0)))
+				tx.PutAccessCode(timeBound(db, "a1", "1111", contract.StatusUnset, t0, t0)),
+				tx.PutAccessCode(timeBound(db, "a1", "2222", contract.StatusSet, t0, t0)))
 		}, 1, 1},
 		{"delete", func(tx *Tx, db *DB) error {
 			return errors.Join(
 				tx.PutKey(&Key{ID: "k1"}), tx.PutKey(&Key{ID: "k2"}), tx.DeleteKey("k1"),
-				tx.PutAccessCode(timeBound(db, "a1", "1111", StatusUnset, t0, t0)),
-				tx.PutAccessCode(timeBound(db, "a2", "2222", StatusUnset, t0, t0)),
+				tx.PutAccessCode(timeBound(db, "a1", "1111", contract.StatusUnset, t0, t0)),
+				tx.PutAccessCode(timeBound(db, "a2", "2222", contract.StatusUnset, t0, t0)),
 				tx.DeleteAccessCode("a2"))
 		}, 1, 1},
 		{"delete missing does not go below zero", func(tx *Tx, db *DB) error {
@@ -302,7 +303,7 @@ func TestCounts(t *testing.T) {
 		{"delete all", func(tx *Tx, db *DB) error {
 			return errors.Join(
 				tx.PutKey(&Key{ID: "k1"}), tx.DeleteKey("k1"), tx.DeleteKey("k1"),
-				tx.PutAccessCode(timeBound(db, "a1", "1111", StatusUnset, t0, t0)),
+				tx.PutAccessCode(timeBound(db, "a1", "1111", contract.StatusUnset, t0, t0)),
 				tx.DeleteAccessCode("a1"), tx.DeleteAccessCode("a1"))
 		}, 0, 0},
 	} {
@@ -351,7 +352,7 @@ func TestDueOrdering(t *testing.T) {
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	update(t, db, func(tx *Tx) error {
 		for i, e := range shuffled {
-			if err := tx.PutAccessCode(timeBound(db, e.ID, fmt.Sprint(1000+i), StatusUnset, e.At, e.At.Add(time.Hour))); err != nil {
+			if err := tx.PutAccessCode(timeBound(db, e.ID, fmt.Sprint(1000+i), contract.StatusUnset, e.At, e.At.Add(time.Hour))); err != nil {
 				return err
 			}
 		}
@@ -403,8 +404,8 @@ func TestReplaceAll(t *testing.T) {
 			tx.PutKey(&Key{ID: "old-1", Fob: "0101"}),
 			tx.PutKey(&Key{ID: "shared", Fob: "0202"}),
 			tx.PutKey(&Key{ID: "old-v", Virtual: true, CodeHash: db.CodeHash("7777")}),
-			tx.PutAccessCode(timeBound(db, "old-ac", "1111", StatusUnset, starts, ends)),
-			tx.PutAccessCode(timeBound(db, "shared-ac", "2222", StatusUnset, starts, ends)),
+			tx.PutAccessCode(timeBound(db, "old-ac", "1111", contract.StatusUnset, starts, ends)),
+			tx.PutAccessCode(timeBound(db, "shared-ac", "2222", contract.StatusUnset, starts, ends)),
 		)
 	})
 
@@ -414,8 +415,8 @@ func TestReplaceAll(t *testing.T) {
 		{ID: "new-2", Fob: "0404"},
 	}
 	newCodes := []*AccessCode{
-		timeBound(db, "shared-ac", "3333", StatusSet, starts, ends),
-		{ID: "new-ac", CodeHash: db.CodeHash("4444"), Type: TypeOngoing, Status: StatusSet, Action: ActionDropoff},
+		timeBound(db, "shared-ac", "3333", contract.StatusSet, starts, ends),
+		{ID: "new-ac", CodeHash: db.CodeHash("4444"), Type: contract.TypeOngoing, Status: contract.StatusSet, Action: contract.ActionDropoff},
 	}
 
 	// A snapshot whose transaction fails changes nothing.
@@ -520,11 +521,11 @@ func randomCodes(n int, seed uint64) []*AccessCode {
 			h = binary.LittleEndian.AppendUint64(h, r.Uint64())
 		}
 		a := &AccessCode{ID: fmt.Sprintf("ac-%08d", i), CodeHash: h, Name: "guest",
-			Type: TypeOngoing, Status: StatusSet, CreatedAt: t0, KeyID: "key-1", Action: ActionPickup}
+			Type: contract.TypeOngoing, Status: contract.StatusSet, CreatedAt: t0, KeyID: "key-1", Action: contract.ActionPickup}
 		if i%3 == 0 {
 			starts := t0.Add(time.Duration(r.IntN(1e6)) * time.Second)
 			ends := starts.Add(time.Hour)
-			a.Type, a.Status, a.StartsAt, a.EndsAt = TypeTimeBound, StatusUnset, &starts, &ends
+			a.Type, a.Status, a.StartsAt, a.EndsAt = contract.TypeTimeBound, contract.StatusUnset, &starts, &ends
 		}
 		codes[i] = a
 	}
@@ -572,11 +573,11 @@ func TestReplaceAllLarge(t *testing.T) {
 func TestDueOutOfRange(t *testing.T) {
 	db, _ := openTest(t, Options{NoSync: true})
 	date := func(y int) time.Time { return time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC) }
-	set := timeBound(db, "forever", "1111", StatusSet, date(2020), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC))
-	far := timeBound(db, "far", "2222", StatusUnset, date(3000), date(3001))
-	ancient := timeBound(db, "ancient", "3333", StatusUnset, date(1600), date(1601))
-	near := timeBound(db, "near", "4444", StatusUnset, date(1900), date(1901))
-	late := timeBound(db, "late", "5555", StatusUnset, date(2262), date(2263))
+	set := timeBound(db, "forever", "1111", contract.StatusSet, date(2020), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC))
+	far := timeBound(db, "far", "2222", contract.StatusUnset, date(3000), date(3001))
+	ancient := timeBound(db, "ancient", "3333", contract.StatusUnset, date(1600), date(1601))
+	near := timeBound(db, "near", "4444", contract.StatusUnset, date(1900), date(1901))
+	late := timeBound(db, "late", "5555", contract.StatusUnset, date(2262), date(2263))
 	update(t, db, func(tx *Tx) error {
 		return errors.Join(tx.PutAccessCode(set), tx.PutAccessCode(far), tx.PutAccessCode(ancient),
 			tx.PutAccessCode(near), tx.PutAccessCode(late))

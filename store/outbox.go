@@ -7,17 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"smartboxd/contract"
 	"strconv"
 	"time"
 )
 
-// EventOverflow is the type of the event that reports outbox overflow.
-const EventOverflow = "outbox.overflow"
-
 // Append adds an event to the outbox (and the history) and returns it with
 // its id and seq. When the outbox is full, the oldest events are dropped and
 // an outbox.overflow event saying how many goes before this one.
-func (t *Tx) Append(typ string, at time.Time, data any) (Event, error) {
+func (t *Tx) Append(typ string, at time.Time, data any) (contract.Event, error) {
 	depth := getU64(t.meta(), metaOutboxDepth)
 	if limit := uint64(t.d.opts.MaxEvents); depth+1 > limit {
 		// Room for the overflow event and this one, and a batch more so a
@@ -25,43 +23,43 @@ func (t *Tx) Append(typ string, at time.Time, data any) (Event, error) {
 		drop := min(depth, max(depth+2-limit, limit/100))
 		dropped, err := t.dropOldest(drop)
 		if err != nil {
-			return Event{}, err
+			return contract.Event{}, err
 		}
-		if _, err := t.append(EventOverflow, at, map[string]uint64{"dropped": dropped}); err != nil {
-			return Event{}, err
+		if _, err := t.append(contract.EventOutboxOverflow, at, map[string]uint64{"dropped": dropped}); err != nil {
+			return contract.Event{}, err
 		}
 	}
 	return t.append(typ, at, data)
 }
 
-func (t *Tx) append(typ string, at time.Time, data any) (Event, error) {
+func (t *Tx) append(typ string, at time.Time, data any) (contract.Event, error) {
 	raw, err := json.Marshal(data)
 	if err != nil {
-		return Event{}, fmt.Errorf("store: encode %s event: %w", typ, err)
+		return contract.Event{}, fmt.Errorf("store: encode %s event: %w", typ, err)
 	}
 	seq, err := t.outbox().NextSequence()
 	if err != nil {
-		return Event{}, fmt.Errorf("store: outbox sequence: %w", err)
+		return contract.Event{}, fmt.Errorf("store: outbox sequence: %w", err)
 	}
 	var id [12]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return Event{}, fmt.Errorf("store: event id: %w", err)
+		return contract.Event{}, fmt.Errorf("store: event id: %w", err)
 	}
-	ev := Event{ID: hex.EncodeToString(id[:]), BoxID: t.d.opts.BoxID, Seq: seq, Type: typ, At: at.UTC().Truncate(time.Millisecond), Data: raw}
-	payload := ev.encode()
+	ev := contract.Event{ID: hex.EncodeToString(id[:]), BoxID: t.d.opts.BoxID, Seq: seq, Type: typ, At: at.UTC().Truncate(time.Millisecond), Data: raw}
+	payload := encodeEvent(ev)
 	if err := t.outbox().Put(be64(seq), payload); err != nil {
-		return Event{}, fmt.Errorf("store: append event: %w", err)
+		return contract.Event{}, fmt.Errorf("store: append event: %w", err)
 	}
 	if err := addU64(t.meta(), metaOutboxDepth, 1); err != nil {
-		return Event{}, err
+		return contract.Event{}, err
 	}
 	if err := t.history().Put(be64(seq), payload); err != nil {
-		return Event{}, fmt.Errorf("store: history: %w", err)
+		return contract.Event{}, fmt.Errorf("store: history: %w", err)
 	}
 	c := t.history().Cursor()
 	for k, _ := c.First(); k != nil && seq-binary.BigEndian.Uint64(k) >= uint64(t.d.opts.History); k, _ = c.First() {
 		if err := c.Delete(); err != nil {
-			return Event{}, fmt.Errorf("store: trim history: %w", err)
+			return contract.Event{}, fmt.Errorf("store: trim history: %w", err)
 		}
 	}
 	return ev, nil
@@ -178,8 +176,8 @@ func (d *DB) OutboxStats() (OutboxStats, error) {
 }
 
 // Recent returns the last n events written (acked or not), oldest first.
-func (d *DB) Recent(n int) ([]Event, error) {
-	var out []Event
+func (d *DB) Recent(n int) ([]contract.Event, error) {
+	var out []contract.Event
 	err := d.View(func(t *Tx) error {
 		c := t.history().Cursor()
 		var raws [][]byte
@@ -187,7 +185,7 @@ func (d *DB) Recent(n int) ([]Event, error) {
 			raws = append(raws, v)
 		}
 		for i := len(raws) - 1; i >= 0; i-- {
-			var ev Event
+			var ev contract.Event
 			if err := json.Unmarshal(raws[i], &ev); err != nil {
 				return fmt.Errorf("store: decode event: %w", err)
 			}
@@ -200,7 +198,7 @@ func (d *DB) Recent(n int) ([]Event, error) {
 
 // encode is the event's JSON, as json.Marshal would write it, built
 // directly: the data is encoded once, not re-scanned as a RawMessage.
-func (ev Event) encode() []byte {
+func encodeEvent(ev contract.Event) []byte {
 	b := make([]byte, 0, 112+len(ev.BoxID)+len(ev.Type)+len(ev.Data))
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, ev.ID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"smartboxd/contract"
 	"testing"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 func TestAppendEvent(t *testing.T) {
 	db, _ := openTest(t, Options{BoxID: "box-0042"})
 	at := time.Date(2026, 3, 1, 13, 14, 15, 123456789, time.FixedZone("CET", 3600))
-	var ev Event
+	var ev contract.Event
 	update(t, db, func(tx *Tx) error {
 		var err error
 		ev, err = tx.Append("bin.unlocked", at, map[string]any{"bin": 3, "reason": "remote"})
@@ -73,7 +74,7 @@ func TestSeqsGapless(t *testing.T) {
 	dir := t.TempDir()
 	db := openAt(t, dir, Options{})
 	var got []uint64
-	record := func(ev Event, err error) error {
+	record := func(ev contract.Event, err error) error {
 		got = append(got, ev.Seq)
 		return err
 	}
@@ -321,7 +322,7 @@ func TestOverflow(t *testing.T) {
 	const max, appends = 10, 15
 	db, _ := openTest(t, Options{MaxEvents: max, NoSync: true})
 
-	var caused []Event // events whose append overflowed the outbox
+	var caused []contract.Event // events whose append overflowed the outbox
 	for i := range appends {
 		ev := appendN(t, db, "e", 1)[0]
 		s := stats(t, db)
@@ -347,7 +348,7 @@ func TestOverflow(t *testing.T) {
 	var dropped uint64
 	overflows := 0
 	for _, ev := range history {
-		if ev.Type != EventOverflow {
+		if ev.Type != contract.EventOutboxOverflow {
 			continue
 		}
 		overflows++
@@ -376,12 +377,12 @@ func TestOverflow(t *testing.T) {
 	// Each overflow is reported just before the event that caused it.
 	for _, ev := range caused {
 		prev := history[ev.Seq-2]
-		if prev.Type != EventOverflow || prev.Seq != ev.Seq-1 {
+		if prev.Type != contract.EventOutboxOverflow || prev.Seq != ev.Seq-1 {
 			t.Errorf("event %d overflowed the outbox but is preceded by %s %d", ev.Seq, prev.Type, prev.Seq)
 		}
 	}
 	for _, ev := range history[:max] {
-		if ev.Type == EventOverflow {
+		if ev.Type == contract.EventOutboxOverflow {
 			t.Errorf("overflow event %d before the outbox was full", ev.Seq)
 		}
 	}
@@ -431,7 +432,7 @@ func TestRecent(t *testing.T) {
 // would, for every kind of string the fields can hold.
 func TestEventEncodingMatchesJSON(t *testing.T) {
 	at := time.Date(2026, 11, 22, 10, 0, 0, 123_000_000, time.UTC)
-	for _, ev := range []Event{
+	for _, ev := range []contract.Event{
 		{ID: "a1", BoxID: "box-1", Seq: 1, Type: "bin.unlocked", At: at, Data: json.RawMessage(`{"bin":1}`)},
 		{ID: "x", BoxID: `we"ird\box<&>`, Seq: 1 << 40, Type: "t\n", At: at.Truncate(time.Second), Data: json.RawMessage(`{"s":"ü"}`)},
 		{ID: "", BoxID: "", Seq: 0, Type: "é", At: time.Time{}, Data: json.RawMessage(`[]`)},
@@ -441,7 +442,7 @@ func TestEventEncodingMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := ev.encode(); string(got) != string(want) {
+		if got := encodeEvent(ev); string(got) != string(want) {
 			t.Errorf("encode:\n got %s\nwant %s", got, want)
 		}
 	}

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"encoding/json"
+	"smartboxd/contract"
 	"time"
 )
 
@@ -32,21 +32,6 @@ type Key struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// Access code types, actions and statuses.
-const (
-	TypeOngoing   = "ongoing"
-	TypeTimeBound = "time_bound"
-
-	ActionPickup  = "pickup"
-	ActionDropoff = "dropoff"
-
-	StatusUnset    = "unset"
-	StatusSetting  = "setting"
-	StatusSet      = "set"
-	StatusRemoving = "removing"
-	StatusRemoved  = "removed"
-)
-
 // Notice is one entry of an access code's errors or warnings.
 type Notice struct {
 	Code      string    `json:"code"`
@@ -73,25 +58,20 @@ type AccessCode struct {
 // NextTransition is when the code's status next changes by itself: starts_at
 // while unset, ends_at while set; the zero time when it never does.
 func (a *AccessCode) NextTransition() time.Time {
-	if a.Type != TypeTimeBound {
+	if a.Type != contract.TypeTimeBound {
 		return time.Time{}
 	}
 	switch a.Status {
-	case StatusUnset, StatusSetting:
+	case contract.StatusUnset, contract.StatusSetting:
 		if a.StartsAt != nil {
 			return *a.StartsAt
 		}
-	case StatusSet, StatusRemoving:
+	case contract.StatusSet, contract.StatusRemoving:
 		if a.EndsAt != nil {
 			return *a.EndsAt
 		}
 	}
 	return time.Time{}
-}
-
-// Settings are the box settings the cloud sets.
-type Settings struct {
-	KeyCodesEnabled bool `json:"key_codes_enabled"`
 }
 
 // Lockout is the keypad's (or console's) brute-force state.
@@ -103,16 +83,6 @@ type Lockout struct {
 	// still hold it.
 	Until     time.Time     `json:"until,omitzero"`
 	Remaining time.Duration `json:"remaining,omitempty"`
-}
-
-// Event is one outbox record as published.
-type Event struct {
-	ID    string          `json:"id"`
-	BoxID string          `json:"box_id"`
-	Seq   uint64          `json:"seq"`
-	Type  string          `json:"type"`
-	At    time.Time       `json:"at"`
-	Data  json.RawMessage `json:"data"`
 }
 
 // CodeOwner says what a code hash belongs to.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"smartboxd/contract"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 		return nil
 	})
 	for _, want := range []bool{true, false, true} {
-		update(t, db, func(tx *Tx) error { return tx.PutSettings(Settings{KeyCodesEnabled: want}) })
+		update(t, db, func(tx *Tx) error { return tx.PutSettings(contract.Settings{KeyCodesEnabled: want}) })
 		db.Close()
 		db = openAt(t, dir, Options{})
 		view(t, db, func(tx *Tx) error {

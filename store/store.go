@@ -30,8 +30,13 @@ const SchemaVersion = 1
 
 const secretSize = 32
 
-// DefaultTimeout is how long Open waits for another process's lock.
-const DefaultTimeout = time.Second
+// Defaults of Options.
+const (
+	DefaultTimeout   = time.Second // how long Open waits for another process's lock
+	DefaultMaxEvents = 1_000_000   // the outbox bound
+	DefaultHistory   = 1000        // events kept for the console
+	DefaultReplies   = 10_000      // command replies kept for idempotency
+)
 
 var (
 	// ErrLocked is returned by Open when another process holds the database.
@@ -44,20 +49,35 @@ var (
 	ErrBadSecret = errors.New("store: secret file is corrupt")
 )
 
+// BucketCodeIndex is the bucket of the code index (keyed hash -> owner), for
+// tools that read the file directly (the benchmarks' bare baseline).
+const BucketCodeIndex = "codeidx"
+
+// ReplacedBuckets are the buckets ReplaceAll rewrites, in the order it
+// writes them.
+func ReplacedBuckets() []string {
+	out := make([]string, len(replaced))
+	for i, b := range replaced {
+		out[i] = string(b)
+	}
+	return out
+}
+
 // Bucket names.
 var (
 	bucketMeta      = []byte("meta")
 	bucketBins      = []byte("bins")
 	bucketKeys      = []byte("keys")
-	bucketFobs      = []byte("fobs")     // fob serial -> key id
-	bucketCodes     = []byte("codes")    // access code id -> AccessCode
-	bucketCodeIndex = []byte("codeidx")  // keyed hash -> kind + id
-	bucketSchedule  = []byte("schedule") // be64 unix nanos + id -> nil
-	bucketOutbox    = []byte("outbox")   // be64 seq -> Event
-	bucketHistory   = []byte("history")  // be64 seq -> Event (the last few)
-	bucketReplies   = []byte("replies")  // command id -> reply
-	bucketReplyLog  = []byte("replylog") // be64 n -> command id
+	bucketFobs      = []byte("fobs")          // fob serial -> key id
+	bucketCodes     = []byte("codes")         // access code id -> AccessCode
+	bucketCodeIndex = []byte(BucketCodeIndex) // keyed hash -> kind + id
+	bucketSchedule  = []byte("schedule")      // be64 unix nanos + id -> nil
+	bucketOutbox    = []byte("outbox")        // be64 seq -> Event
+	bucketHistory   = []byte("history")       // be64 seq -> Event (the last few)
+	bucketReplies   = []byte("replies")       // command id -> reply
+	bucketReplyLog  = []byte("replylog")      // be64 n -> command id
 
+	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
 		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog}
 )
@@ -105,13 +125,13 @@ func Open(dir string, opts Options) (*DB, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = 1_000_000
+		opts.MaxEvents = DefaultMaxEvents
 	}
 	if opts.History <= 0 {
-		opts.History = 1000
+		opts.History = DefaultHistory
 	}
 	if opts.Replies <= 0 {
-		opts.Replies = 10_000
+		opts.Replies = DefaultReplies
 	}
 	path := filepath.Join(dir, DBFile)
 	if opts.ReadOnly {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"smartboxd/contract"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -315,14 +316,14 @@ func (t *Tx) Unschedule(e ScheduleEntry) error {
 }
 
 // Settings returns the box settings.
-func (t *Tx) Settings() (Settings, error) {
-	var s Settings
+func (t *Tx) Settings() (contract.Settings, error) {
+	var s contract.Settings
 	_, err := getJSON(t.meta(), metaSettings, &s)
 	return s, err
 }
 
 // PutSettings writes the box settings.
-func (t *Tx) PutSettings(s Settings) error { return putJSON(t.meta(), metaSettings, s) }
+func (t *Tx) PutSettings(s contract.Settings) error { return putJSON(t.meta(), metaSettings, s) }
 
 // Lockout returns the keypad's lockout state, or the console's with console.
 func (t *Tx) Lockout(console bool) (Lockout, error) {

@@ -1,11 +1,15 @@
 // Command democloud runs the demo's stand-in cloud: an embedded MQTT broker
 // that provisions a simulated box, acks its events and prints them.
+//
+//	democloud [-listen ADDR] [-box ID] [-prefix P] [-provision=false]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,20 +18,31 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:18830", "the broker's address")
-	box := flag.String("box", "demo-box", "the box to serve")
-	prefix := flag.String("prefix", "smartbox", "the topic prefix")
-	provision := flag.Bool("provision", true, "send the demo keys and access codes when the box comes online")
-	flag.Parse()
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "democloud:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run serves the demo cloud until SIGINT or SIGTERM; a stop by signal is
+// not an error.
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("democloud", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:18830", "the broker's address")
+	box := fs.String("box", "demo-box", "the box to serve")
+	prefix := fs.String("prefix", "smartbox", "the topic prefix")
+	provision := fs.Bool("provision", true, "send the demo keys and access codes when the box comes online")
+	if err := fs.Parse(args); err != nil {
+		return errors.New("")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := democloud.Start(democloud.Config{Listen: *listen, BoxID: *box, Prefix: *prefix, Provision: *provision, Out: os.Stdout})
+	c, err := democloud.Start(democloud.Config{Listen: *listen, BoxID: *box, Prefix: *prefix, Provision: *provision, Out: stdout})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "democloud:", err)
-		os.Exit(1)
+		return err
 	}
-	if err := c.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "democloud:", err)
-		os.Exit(1)
-	}
+	return c.Run(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"smartboxd/internal/mqtttest"
 	"sync"
 	"time"
 
@@ -26,18 +27,12 @@ const (
 
 // dial connects a paho client with a clean session.
 func dial(url, clientID string) (mqtt.Client, error) {
-	c := mqtt.NewClient(mqtt.NewClientOptions().
-		AddBroker(url).
-		SetClientID(clientID).
-		SetCleanSession(true).
-		SetOrderMatters(true).
-		SetAutoReconnect(false).
-		SetConnectTimeout(mqttTimeout).
-		SetKeepAlive(30 * time.Second))
-	if err := wait(c.Connect(), "connect"); err != nil {
+	c, err := mqtttest.Connect(url, mqtttest.WithClientID(clientID), mqtttest.WithTimeout(mqttTimeout),
+		mqtttest.WithPahoOptions(func(o *mqtt.ClientOptions) { o.SetAutoReconnect(false) }))
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c.Paho(), nil
 }
 
 func wait(tok mqtt.Token, what string) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	bolt "go.etcd.io/bbolt"
 
+	"smartboxd/contract"
 	"smartboxd/store"
 )
 
@@ -37,7 +38,7 @@ var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
 // codeIndexBucket is where the store keeps keyed code hashes; the baseline
 // copies it so it looks up the very same keys.
-var codeIndexBucket = []byte("codeidx")
+var codeIndexBucket = []byte(store.BucketCodeIndex)
 
 var outboxBucket = []byte("outbox")
 
@@ -298,6 +299,6 @@ func benchEntries(ctx context.Context, work string, codes, checkCycles, durableC
 // outbox stores it.
 func rejectedEventSize() ([]byte, error) {
 	data, _ := json.Marshal(map[string]string{"reason": "code.unknown"})
-	return json.Marshal(store.Event{ID: "0123456789abcdef01234567", BoxID: benchBoxID, Seq: 123456,
+	return json.Marshal(contract.Event{ID: "0123456789abcdef01234567", BoxID: benchBoxID, Seq: 123456,
 		Type: "code.rejected", At: t0, Data: data})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/store"
 )
@@ -81,19 +82,19 @@ func snapshotData(n int, base time.Time, version string) ([]byte, error) {
 	codes := make([]snapCode, 0, n)
 	for i := range n {
 		c := snapCode{AccessCodeID: uuidOf("code", i), Code: codeOf(i), Name: fmt.Sprintf("Guest %d", i),
-			Type: store.TypeOngoing, KeyID: uuidOf("key", i%nKeys), Action: store.ActionPickup}
+			Type: contract.TypeOngoing, KeyID: uuidOf("key", i%nKeys), Action: contract.ActionPickup}
 		switch {
 		case i == 0:
-			c.KeyID, c.Action = cycleKey, store.ActionDropoff
+			c.KeyID, c.Action = cycleKey, contract.ActionDropoff
 		case i == 1:
 			c.KeyID = cycleKey
 		case i%10 == 9:
-			c.Action = store.ActionDropoff
+			c.Action = contract.ActionDropoff
 		}
 		if i > 1 && i%3 == 2 {
 			start := base.Add(30*24*time.Hour + time.Duration(i%5000)*time.Minute).UTC().Truncate(time.Second)
 			end := start.Add(7 * 24 * time.Hour)
-			c.Type, c.StartsAt, c.EndsAt = store.TypeTimeBound, &start, &end
+			c.Type, c.StartsAt, c.EndsAt = contract.TypeTimeBound, &start, &end
 		}
 		codes = append(codes, c)
 	}
@@ -116,9 +117,9 @@ func eventData(i int, at time.Time) (string, any) {
 		return "key.dropped_off", map[string]any{"key_id": key, "bin": bin, "fob": fmt.Sprintf("%010X", 0xA000000000+i%997)}
 	}
 	t := at.UTC().Truncate(time.Second)
-	return "access_code.status", device.AccessCodeView{AccessCodeID: uuidOf("code", i), Name: fmt.Sprintf("Guest %d", i),
-		Type: store.TypeOngoing, Status: store.StatusSet, CreatedAt: t, KeyID: key, Action: store.ActionPickup,
-		Errors: []device.NoticeView{}, Warnings: []device.NoticeView{}}
+	return "access_code.status", contract.AccessCodeView{AccessCodeID: uuidOf("code", i), Name: fmt.Sprintf("Guest %d", i),
+		Type: contract.TypeOngoing, Status: contract.StatusSet, CreatedAt: t, KeyID: key, Action: contract.ActionPickup,
+		Errors: []contract.NoticeView{}, Warnings: []contract.NoticeView{}}
 }
 
 // appendEvents queues n events, a thousand per transaction.
@@ -282,8 +283,8 @@ func (b *benchBox) stop() error {
 }
 
 // execute runs a command and fails unless the box says ok.
-func (b *benchBox) execute(ctx context.Context, id, typ string, data []byte) (device.Reply, error) {
-	r, err := b.box.Execute(ctx, device.Command{ID: id, Type: typ, Data: data})
+func (b *benchBox) execute(ctx context.Context, id, typ string, data []byte) (contract.Reply, error) {
+	r, err := b.box.Execute(ctx, contract.Command{ID: id, Type: typ, Data: data})
 	if err != nil {
 		return r, err
 	}

@@ -33,7 +33,7 @@
 //     the daemon drains its outbox to a cloud, and the Go heap (gctrace).
 //   - binary: the stripped linux/arm (GOARM=7) build's size.
 //
-// The MQTT paths run a mosquitto of their own (see broker.go), without
+// The MQTT paths run a mosquitto of their own (internal/mqtttest), without
 // per-client limits unless -broker-limits; the daemon paths build smartboxd
 // from the module this runs in. -cpuprofile profiles this process, which
 // hosts the box, the store and the link of the in-process paths.
@@ -51,6 +51,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"smartboxd/internal/mqtttest"
 	"strings"
 	"syscall"
 	"time"
@@ -218,16 +219,20 @@ func bench(ctx context.Context, o options) (*report, error) {
 			rep.note("db_file_MiB", round(float64(fi.Size())/(1<<20)))
 		}
 	}
-	var mq *broker
+	var mq *mqtttest.Broker
 	if o.runs("drain") || o.runs("daemon") {
 		var err error
-		if mq, err = startBroker(filepath.Join(work, "mosquitto"), o.brokerLimits); err != nil {
+		opts := []mqtttest.Option{mqtttest.WithoutPersistence()}
+		if o.brokerLimits {
+			opts = append(opts, mqtttest.WithMosquittoLimits())
+		}
+		if mq, err = mqtttest.Launch(filepath.Join(work, "mosquitto"), opts...); err != nil {
 			return nil, err
 		}
-		defer mq.stop()
+		defer mq.Stop()
 	}
 	if o.runs("drain") {
-		r, err := benchDrain(ctx, work, template, mq.url(), o.drainReps, o.inFlight, !o.brokerLimits, o.log, logf)
+		r, err := benchDrain(ctx, work, template, mq.URL(), o.drainReps, o.inFlight, !o.brokerLimits, o.log, logf)
 		if err != nil {
 			return nil, fmt.Errorf("outbox drain: %w", err)
 		}
@@ -257,7 +262,7 @@ func bench(ctx context.Context, o options) (*report, error) {
 		if err := goBuild(ctx, root, bin); err != nil {
 			return nil, err
 		}
-		r, err := benchProcess(ctx, bin, work, template, mq.url(), o.startupReps, logf)
+		r, err := benchProcess(ctx, bin, work, template, mq.URL(), o.startupReps, logf)
 		if err != nil {
 			return nil, err
 		}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"smartboxd/internal/mqtttest"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +15,8 @@ import (
 // when it is missing.
 func needMosquitto(t *testing.T) {
 	t.Helper()
-	if _, err := mosquittoBinary(); err == nil {
-		return
-	}
-	root, err := moduleRoot(t.Context())
-	if err != nil {
+	if _, err := mqtttest.MosquittoBinary(); err != nil {
 		t.Fatal(err)
-	}
-	if out, err := exec.Command("bash", filepath.Join(root, ".ci", "install-deps.sh")).CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto is missing and could not be installed: %v\n%s", err, out)
 	}
 }
 

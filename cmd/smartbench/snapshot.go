@@ -10,7 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	bolt "go.etcd.io/bbolt"
 
-	"smartboxd/device"
+	"smartboxd/contract"
 	"smartboxd/store"
 )
 
@@ -22,7 +22,7 @@ import (
 // set: an untimed first apply fills each database.
 
 // snapshotBuckets are the buckets a snapshot rewrites.
-var snapshotBuckets = []string{"keys", "fobs", "codes", "codeidx", "schedule"}
+var snapshotBuckets = store.ReplacedBuckets()
 
 type bucketRecs struct {
 	name []byte
@@ -80,7 +80,7 @@ func rawInsert(db *bolt.DB, buckets []bucketRecs) (time.Duration, error) {
 
 type snapshotResult struct {
 	daemon, baseline samples
-	parse            samples // device.ParseCommand of the whole envelope, for reference
+	parse            samples // contract.ParseCommand of the whole envelope, for reference
 	payloadBytes     int
 	records          int
 }
@@ -136,7 +136,7 @@ func benchSnapshot(ctx context.Context, work string, codes, reps int, logf logFu
 		}
 		res.baseline = append(res.baseline, d)
 		start = time.Now()
-		if _, err := device.ParseCommand(envelope); err != nil {
+		if _, err := contract.ParseCommand(envelope, contract.DefaultLimits); err != nil {
 			return nil, err
 		}
 		res.parse = append(res.parse, time.Since(start))

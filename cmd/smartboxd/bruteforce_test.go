@@ -14,6 +14,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/internal/mqtttest"
 	"smartboxd/store"
@@ -72,8 +73,7 @@ func (r *boxRig) start() {
 	}
 	box, err := device.New(device.Config{
 		BoxID: "box-bf", Version: "test", BootID: fmt.Sprintf("boot-%d", db.Boot()),
-		Bins:         []device.BinSpec{{ID: 1, HasReader: true}, {ID: 2, HasReader: true}},
-		Readers:      map[string]int{"r1": 1, "r2": 2},
+		Bins:         []device.BinSpec{{ID: 1, Reader: "r1"}, {ID: 2, Reader: "r2"}},
 		LockoutAfter: 5, LockoutBase: 30 * time.Second, LockoutMax: 900 * time.Second,
 		Store: db, Locks: r.locks, Clock: r.clock,
 	})
@@ -132,7 +132,7 @@ func (r *boxRig) mustOK(typ string, data any) {
 	r.t.Helper()
 	r.cmds++
 	raw, _ := json.Marshal(data)
-	rep, err := r.box.Execute(context.Background(), device.Command{ID: fmt.Sprintf("c%d", r.cmds), Type: typ, Data: raw})
+	rep, err := r.box.Execute(context.Background(), contract.Command{ID: fmt.Sprintf("c%d", r.cmds), Type: typ, Data: raw})
 	if err != nil || !rep.OK {
 		r.t.Fatalf("%s: %v %+v", typ, err, rep.Error)
 	}
@@ -252,13 +252,13 @@ func TestBruteForceKeypad(t *testing.T) {
 		}
 		evs := r.enter(entry)
 		if locked {
-			if got := rejected(t, evs, entry, device.CodeKeypadLockedOut); !got.IsZero() {
+			if got := rejected(t, evs, entry, contract.CodeKeypadLockedOut); !got.IsZero() {
 				t.Fatalf("an entry refused during a lockout started another")
 			}
 			duringLockout++
 			continue
 		}
-		got := rejected(t, evs, entry, device.CodeCodeUnknown, device.CodeCodeInvalidLength, device.CodeCodeNotNumeric)
+		got := rejected(t, evs, entry, contract.CodeCodeUnknown, contract.CodeCodeInvalidLength, contract.CodeCodeNotNumeric)
 		failures++
 		if failures < 5 {
 			if !got.IsZero() {
@@ -285,7 +285,7 @@ func TestBruteForceKeypad(t *testing.T) {
 
 	// Make sure a lockout is running, then restart the box: it still is.
 	for !r.clock.Now().Before(until) {
-		if got := rejected(t, r.enter("0000"), "0000", device.CodeCodeUnknown); !got.IsZero() {
+		if got := rejected(t, r.enter("0000"), "0000", contract.CodeCodeUnknown); !got.IsZero() {
 			level++
 			until = got
 		}
@@ -293,12 +293,12 @@ func TestBruteForceKeypad(t *testing.T) {
 	r.clock.Advance(time.Second)
 	r.restart()
 	r.newEvents() // device.started
-	rejected(t, r.enter(pick), pick, device.CodeKeypadLockedOut)
-	rejected(t, r.enter(drop2), drop2, device.CodeKeypadLockedOut)
+	rejected(t, r.enter(pick), pick, contract.CodeKeypadLockedOut)
+	rejected(t, r.enter(drop2), drop2, contract.CodeKeypadLockedOut)
 	// The level survived too: the next lockout is as long as the cap.
 	r.clock.Advance(until.Sub(r.clock.Now()))
 	for i := range 5 {
-		got := rejected(t, r.enter("12345"), "12345", device.CodeCodeUnknown)
+		got := rejected(t, r.enter("12345"), "12345", contract.CodeCodeUnknown)
 		if i == 4 && !got.Equal(r.clock.Now().Add(maxD)) {
 			t.Fatalf("after the restart the lockout ends %v, want %v", got, r.clock.Now().Add(maxD))
 		}
@@ -316,7 +316,7 @@ func TestBruteForceKeypad(t *testing.T) {
 		t.Fatalf("the pickup code after the lockout: %v", evs)
 	}
 	for i := range 5 {
-		got := rejected(t, r.enter("99999"), "99999", device.CodeCodeUnknown)
+		got := rejected(t, r.enter("99999"), "99999", contract.CodeCodeUnknown)
 		if i == 4 && !got.Equal(r.clock.Now().Add(base)) {
 			t.Fatalf("after a right code the lockout ends %v, want %v", got, r.clock.Now().Add(base))
 		}
@@ -515,7 +515,7 @@ security: {lockout_after: %d, lockout_s: %d, lockout_max_s: %d}
 	}
 	keypad.Master.Write([]byte(drop2 + "#"))
 	refused := c.waitEvent("code.rejected", func(e event) bool {
-		return e.Seq > boot.Seq && e.Data["reason"] == device.CodeKeypadLockedOut
+		return e.Seq > boot.Seq && e.Data["reason"] == contract.CodeKeypadLockedOut
 	})
 	d.kill()
 	noRace(t, d)
@@ -525,7 +525,7 @@ security: {lockout_after: %d, lockout_s: %d, lockout_max_s: %d}
 	reboot := c.waitEvent("device.started", func(e event) bool { return e.Seq > refused.Seq })
 	keypad.Master.Write([]byte(drop2 + "#"))
 	c.waitEvent("code.rejected", func(e event) bool {
-		return e.Seq > reboot.Seq && e.Data["reason"] == device.CodeKeypadLockedOut
+		return e.Seq > reboot.Seq && e.Data["reason"] == contract.CodeKeypadLockedOut
 	})
 	if ans := cons.do("login " + pin); !strings.Contains(ans, "ERR console.locked_out") {
 		t.Fatalf("right PIN after the restart: %q", ans)

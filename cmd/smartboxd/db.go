@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/internal/config"
 	"smartboxd/store"
@@ -102,12 +103,12 @@ func dbCompact(cfg *config.Config, out io.Writer) error {
 
 // export is what db export writes: enough for support, no secrets.
 type export struct {
-	BoxID       string                  `json:"box_id"`
-	Bins        []store.Bin             `json:"bins"`
-	Keys        []device.KeyView        `json:"keys"`
-	AccessCodes []device.AccessCodeView `json:"access_codes"`
-	Settings    store.Settings          `json:"settings"`
-	Outbox      store.OutboxStats       `json:"outbox"`
+	BoxID       string                    `json:"box_id"`
+	Bins        []store.Bin               `json:"bins"`
+	Keys        []contract.KeyView        `json:"keys"`
+	AccessCodes []contract.AccessCodeView `json:"access_codes"`
+	Settings    contract.Settings         `json:"settings"`
+	Outbox      store.OutboxStats         `json:"outbox"`
 }
 
 func dbExport(cfg *config.Config, out io.Writer) error {
@@ -116,7 +117,7 @@ func dbExport(cfg *config.Config, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	e := export{BoxID: cfg.BoxID, Keys: []device.KeyView{}, AccessCodes: []device.AccessCodeView{}}
+	e := export{BoxID: cfg.BoxID, Keys: []contract.KeyView{}, AccessCodes: []contract.AccessCodeView{}}
 	err = db.View(func(tx *store.Tx) error {
 		for _, id := range cfg.BinIDs() {
 			b, err := tx.Bin(id)

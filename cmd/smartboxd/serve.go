@@ -80,7 +80,6 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	bootID := randomHex(8)
 	boxCfg := device.Config{
 		BoxID: cfg.BoxID, Version: version, BootID: bootID,
-		Readers:         map[string]int{},
 		FobAbsent:       cfg.Timing.FobAbsent(),
 		DropoffTimeout:  cfg.Timing.DropoffTimeout(),
 		InventorySettle: cfg.Timing.InventorySettle(),
@@ -100,10 +99,11 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		boxCfg.Feedback = fb
 	}
 	for _, b := range cfg.Hardware.Bins {
-		boxCfg.Bins = append(boxCfg.Bins, device.BinSpec{ID: b.ID, HasDoor: bank.HasDoor(b.ID), HasReader: cfg.ReaderForBin(b.ID) != nil})
-	}
-	for _, r := range cfg.Readers {
-		boxCfg.Readers[readerName(r)] = r.Bin
+		spec := device.BinSpec{ID: b.ID, HasDoor: bank.HasDoor(b.ID)}
+		if r := cfg.ReaderForBin(b.ID); r != nil {
+			spec.Reader = readerName(*r)
+		}
+		boxCfg.Bins = append(boxCfg.Bins, spec)
 	}
 	box, err := device.New(boxCfg)
 	if err != nil {

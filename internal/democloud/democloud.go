@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"smartboxd/contract"
 	"sort"
 	"strings"
 	"sync"
@@ -48,7 +49,7 @@ var Provisioning = []map[string]any{
 type Cloud struct {
 	cfg    Config
 	srv    *mqtt.Server
-	p      string
+	topics contract.Topics
 	mu     sync.Mutex // guards out and acked
 	acked  uint64
 	work   chan func()
@@ -57,9 +58,6 @@ type Cloud struct {
 
 // Start starts the broker and the cloud client on it.
 func Start(cfg Config) (*Cloud, error) {
-	if cfg.Prefix == "" {
-		cfg.Prefix = "smartbox"
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -73,15 +71,15 @@ func Start(cfg Config) (*Cloud, error) {
 	if err := srv.Serve(); err != nil {
 		return nil, err
 	}
-	c := &Cloud{cfg: cfg, srv: srv, p: cfg.Prefix + "/" + cfg.BoxID, work: make(chan func(), 4096)}
+	c := &Cloud{cfg: cfg, srv: srv, topics: contract.TopicsFor(cfg.Prefix, cfg.BoxID), work: make(chan func(), 4096)}
 	go c.loop()
 	subs := []struct {
 		topic string
 		fn    func([]byte)
 	}{
-		{c.p + "/events", c.onEvent},
-		{c.p + "/cmd/reply", c.onReply},
-		{c.p + "/status", c.onStatus},
+		{c.topics.Events, c.onEvent},
+		{c.topics.Reply, c.onReply},
+		{c.topics.Status, c.onStatus},
 	}
 	for i, s := range subs {
 		fn := s.fn
@@ -138,10 +136,7 @@ func (c *Cloud) publish(topic string, v any) {
 }
 
 func (c *Cloud) onStatus(payload []byte) {
-	var st struct {
-		Online  bool   `json:"online"`
-		Version string `json:"version"`
-	}
+	var st contract.Status
 	if json.Unmarshal(payload, &st) != nil {
 		return
 	}
@@ -157,17 +152,13 @@ func (c *Cloud) onStatus(payload []byte) {
 	if c.cfg.Provision {
 		c.printf("cloud   provisioning %d commands", len(Provisioning))
 		for _, cmd := range Provisioning {
-			c.publish(c.p+"/cmd", cmd)
+			c.publish(c.topics.Cmd, cmd)
 		}
 	}
 }
 
 func (c *Cloud) onEvent(payload []byte) {
-	var ev struct {
-		Seq  uint64          `json:"seq"`
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
+	var ev contract.Event
 	if err := json.Unmarshal(payload, &ev); err != nil || ev.Seq == 0 {
 		c.printf("event   malformed: %.80q", payload)
 		return
@@ -179,20 +170,12 @@ func (c *Cloud) onEvent(payload []byte) {
 	}
 	ack := c.acked
 	c.mu.Unlock()
-	c.publish(c.p+"/events/ack", map[string]uint64{"seq": ack})
+	c.publish(c.topics.Ack, map[string]uint64{"seq": ack})
 }
 
 func (c *Cloud) onReply(payload []byte) {
-	var r struct {
-		ID     string          `json:"id"`
-		OK     bool            `json:"ok"`
-		Result json.RawMessage `json:"result"`
-		Error  *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(payload, &r) != nil {
+	r, err := contract.DecodeReply(payload)
+	if err != nil {
 		c.printf("reply   malformed: %.80q", payload)
 		return
 	}

@@ -40,9 +40,24 @@ var errBind = errors.New("mqtttest: mosquitto could not bind its port")
 type Option func(*brokerConfig)
 
 type brokerConfig struct {
-	pki        *PKI
-	websockets bool
-	extra      []string
+	pki           *PKI
+	websockets    bool
+	noPersistence bool
+	brokerLimits  bool
+	extra         []string
+}
+
+// WithoutPersistence runs the broker without a persistence database: a
+// restart forgets sessions and retained messages. Benchmarks use it.
+func WithoutPersistence() Option {
+	return func(c *brokerConfig) { c.noPersistence = true }
+}
+
+// WithMosquittoLimits keeps mosquitto's own per-client limits on queued and
+// in-flight messages (max_queued_messages 1000, max_inflight_messages 20)
+// instead of lifting them.
+func WithMosquittoLimits() Option {
+	return func(c *brokerConfig) { c.brokerLimits = true }
 }
 
 // WithTLS adds a TLS listener (Broker.TLSURL) that presents pki's server
@@ -63,10 +78,10 @@ func WithConfig(lines ...string) Option {
 	return func(c *brokerConfig) { c.extra = append(c.extra, lines...) }
 }
 
-// Broker is a mosquitto process run for one test. Its ports, configuration,
-// persistence database and log stay the same across Restart.
+// Broker is a mosquitto process run for a test or a program. Its ports,
+// configuration, persistence database and log stay the same across Restart.
 type Broker struct {
-	t       testing.TB
+	t       testing.TB // set by Start: the test its failures fail
 	bin     string
 	dir     string
 	conf    string
@@ -92,14 +107,34 @@ type process struct {
 // test if the broker cannot be installed or started.
 func Start(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
+	b, err := Launch(t.TempDir(), opts...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	b.t = t
+	t.Cleanup(func() {
+		b.Stop()
+		if t.Failed() {
+			t.Logf("mosquitto log (%s):\n%s", b.dir, b.Log())
+		}
+	})
+	return b
+}
+
+// Launch runs a mosquitto broker on free loopback ports with its files in
+// dir, for a program: the caller stops it. It installs mosquitto first when
+// it is missing.
+func Launch(dir string, opts ...Option) (*Broker, error) {
 	var cfg brokerConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	dir := t.TempDir()
+	bin, err := MosquittoBinary()
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
-		t:       t,
-		bin:     mosquittoBinary(t),
+		bin:     bin,
 		dir:     dir,
 		conf:    filepath.Join(dir, "mosquitto.conf"),
 		logPath: filepath.Join(dir, "mosquitto.log"),
@@ -107,18 +142,10 @@ func Start(t testing.TB, opts ...Option) *Broker {
 		cfg:     cfg,
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-		t.Fatalf("mqtttest: %v", err)
+		return nil, fmt.Errorf("mqtttest: %w", err)
 	}
-	t.Cleanup(func() {
-		b.Stop()
-		if t.Failed() {
-			t.Logf("mosquitto log (%s):\n%s", b.dir, b.Log())
-		}
-	})
-
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var err error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
 		if err = b.pickPorts(); err != nil {
 			break
@@ -132,9 +159,19 @@ func Start(t testing.TB, opts ...Option) *Broker {
 		b.note("ports taken, trying others")
 	}
 	if err != nil {
-		t.Fatalf("%v (the broker log follows)", err)
+		return nil, fmt.Errorf("%w (the broker log follows)\n%s", err, b.logLocked())
 	}
-	return b
+	return b, nil
+}
+
+// fail fails the test the broker was started for, or panics in a program
+// (a misuse, such as TLSURL of a broker without TLS).
+func (b *Broker) fail(format string, args ...any) {
+	if b.t != nil {
+		b.t.Helper()
+		b.t.Fatalf(format, args...)
+	}
+	panic(fmt.Sprintf(format, args...))
 }
 
 // URL returns the broker's plain MQTT address, tcp://127.0.0.1:PORT.
@@ -147,7 +184,7 @@ func (b *Broker) Addr() string { return b.addr(b.port) }
 // the test when the broker was started without WithTLS.
 func (b *Broker) TLSURL() string {
 	if b.tlsPort == 0 {
-		b.t.Fatal("mqtttest: TLSURL of a broker started without WithTLS")
+		b.fail("mqtttest: TLSURL of a broker started without WithTLS")
 	}
 	return "ssl://" + b.addr(b.tlsPort)
 }
@@ -156,7 +193,7 @@ func (b *Broker) TLSURL() string {
 // fails the test when the broker was started without WithWebsockets.
 func (b *Broker) WSURL() string {
 	if b.wsPort == 0 {
-		b.t.Fatal("mqtttest: WSURL of a broker started without WithWebsockets")
+		b.fail("mqtttest: WSURL of a broker started without WithWebsockets")
 	}
 	return "ws://" + b.addr(b.wsPort)
 }
@@ -202,7 +239,13 @@ func (b *Broker) Kill() {
 // subscriptions and queued messages, and retained messages survive. It fails
 // the test if the broker does not come back.
 func (b *Broker) Restart() {
-	b.t.Helper()
+	if err := b.Relaunch(); err != nil {
+		b.fail("%v", err)
+	}
+}
+
+// Relaunch is Restart that returns its error, for programs.
+func (b *Broker) Relaunch() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stopLocked(syscall.SIGTERM)
@@ -210,10 +253,10 @@ func (b *Broker) Restart() {
 	for {
 		err := b.startLocked()
 		if err == nil {
-			return
+			return nil
 		}
 		if !errors.Is(err, errBind) || time.Now().After(deadline) {
-			b.t.Fatalf("%v; restart on the same ports failed (the broker log follows)", err)
+			return fmt.Errorf("%w; restart on the same ports failed (the broker log follows)\n%s", err, b.logLocked())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -296,17 +339,23 @@ func (b *Broker) writeConfig() error {
 	// Persistence keeps sessions, subscriptions, queued and retained
 	// messages across Restart. mosquitto saves on a clean exit and, with
 	// autosave_on_changes false, every autosave_interval seconds.
-	line("persistence true")
-	line("persistence_location %s%c", filepath.Join(b.dir, "data"), filepath.Separator)
-	line("autosave_interval 1")
-	line("autosave_on_changes false")
-	// No per-client limits: tests queue 100,000 messages for an offline
-	// client. message_size_limit and max_packet_size are left at their
-	// defaults, which accept any payload the protocol allows.
-	line("max_queued_messages 0")
-	line("max_queued_bytes 0")
-	line("max_inflight_messages 0")
-	line("max_inflight_bytes 0")
+	if b.cfg.noPersistence {
+		line("persistence false")
+	} else {
+		line("persistence true")
+		line("persistence_location %s%c", filepath.Join(b.dir, "data"), filepath.Separator)
+		line("autosave_interval 1")
+		line("autosave_on_changes false")
+	}
+	// No per-client limits unless asked: tests queue 100,000 messages for
+	// an offline client. message_size_limit and max_packet_size are left at
+	// their defaults, which accept any payload the protocol allows.
+	if !b.cfg.brokerLimits {
+		line("max_queued_messages 0")
+		line("max_queued_bytes 0")
+		line("max_inflight_messages 0")
+		line("max_inflight_bytes 0")
+	}
 	line("set_tcp_nodelay true")
 	line("log_dest file %s", b.logPath)
 	line("log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S")
@@ -469,38 +518,37 @@ var mosquittoPath struct {
 	path string
 }
 
-// mosquittoBinary finds mosquitto, installing it with .ci/install-deps.sh
-// when it is missing, and fails the test when that does not work.
-func mosquittoBinary(t testing.TB) string {
-	t.Helper()
+// MosquittoBinary finds mosquitto, installing it with .ci/install-deps.sh
+// when it is missing.
+func MosquittoBinary() (string, error) {
 	mosquittoPath.Lock()
 	defer mosquittoPath.Unlock()
 	if mosquittoPath.path != "" {
-		return mosquittoPath.path
+		return mosquittoPath.path, nil
 	}
 	if p := os.Getenv("MQTTTEST_MOSQUITTO"); p != "" {
 		mosquittoPath.path = p
-		return p
+		return p, nil
 	}
 	if p, ok := lookMosquitto(); ok {
 		mosquittoPath.path = p
-		return p
+		return p, nil
 	}
 	root, err := repoRoot()
 	if err != nil {
-		t.Fatalf("mqtttest: mosquitto is not installed and %v", err)
+		return "", fmt.Errorf("mqtttest: mosquitto is not installed and %v", err)
 	}
 	script := filepath.Join(root, ".ci", "install-deps.sh")
 	out, err := exec.Command("bash", script).CombinedOutput()
 	if err != nil {
-		t.Fatalf("mqtttest: mosquitto is not installed and %s failed: %v\n%s", script, err, out)
+		return "", fmt.Errorf("mqtttest: mosquitto is not installed and %s failed: %v\n%s", script, err, out)
 	}
 	p, ok := lookMosquitto()
 	if !ok {
-		t.Fatalf("mqtttest: %s succeeded but mosquitto is still not found\n%s", script, out)
+		return "", fmt.Errorf("mqtttest: %s succeeded but mosquitto is still not found\n%s", script, out)
 	}
 	mosquittoPath.path = p
-	return p
+	return p, nil
 }
 
 func lookMosquitto() (string, bool) {

@@ -96,6 +96,23 @@ func Dial(t testing.TB, url string, opts ...ClientOption) *Client {
 // test, for tests that expect a broker to refuse a client.
 func TryDial(t testing.TB, url string, opts ...ClientOption) (*Client, error) {
 	t.Helper()
+	c, err := connect(url, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.t = t
+	t.Cleanup(c.Disconnect)
+	return c, nil
+}
+
+// Connect connects to url for a program; the caller disconnects. The
+// Client's test helpers (Subscribe, Publish, Recorder waits) need a test:
+// a program uses Paho.
+func Connect(url string, opts ...ClientOption) (*Client, error) {
+	return connect(url, opts)
+}
+
+func connect(url string, opts []ClientOption) (*Client, error) {
 	cfg := clientConfig{clean: true, timeout: defaultTimeout}
 	for _, o := range opts {
 		o(&cfg)
@@ -103,7 +120,7 @@ func TryDial(t testing.TB, url string, opts ...ClientOption) (*Client, error) {
 	if cfg.clientID == "" {
 		cfg.clientID = randomID()
 	}
-	c := &Client{t: t, timeout: cfg.timeout, clean: cfg.clean}
+	c := &Client{timeout: cfg.timeout, clean: cfg.clean}
 
 	po := mqtt.NewClientOptions().
 		AddBroker(url).
@@ -133,7 +150,6 @@ func TryDial(t testing.TB, url string, opts ...ClientOption) (*Client, error) {
 		c.Disconnect()
 		return nil, fmt.Errorf("mqtttest: connect to %s: %w", url, err)
 	}
-	t.Cleanup(c.Disconnect)
 	return c, nil
 }
 

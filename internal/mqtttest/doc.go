@@ -1,5 +1,5 @@
-// Package mqtttest starts real mosquitto brokers for tests and gives tests a
-// small MQTT client that records what it receives.
+// Package mqtttest starts real mosquitto brokers for tests and programs, and
+// gives tests a small MQTT client that records what it receives.
 //
 // The project's MQTT code is tested against the broker it meets in the field,
 // Debian's mosquitto, not against a fake. Start runs one mosquitto process per
@@ -39,4 +39,6 @@
 //   - Broker and Client methods that take no testing.TB fail the test they
 //     were made for, so call them from that test's goroutine, as with
 //     t.Fatal. Broker.Stop and Broker.Kill may be called from any goroutine.
+//   - Programs (the benchmarks, the fleet simulator) use Launch and Connect,
+//     which need no test and return errors; Relaunch is Restart for them.
 package mqtttest

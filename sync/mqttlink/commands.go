@@ -2,14 +2,8 @@ package mqttlink
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-
-	"smartboxd/device"
+	"smartboxd/contract"
 )
-
-// snapshotType is the one command allowed past MaxPayload.
-const snapshotType = "sync.snapshot"
 
 // serveCommands executes received commands one at a time, in arrival
 // order, publishes their replies and acknowledges them to the broker. It
@@ -37,11 +31,7 @@ func (l *Link) serveCommands(ctx context.Context) {
 			}
 			return
 		}
-		raw, err := json.Marshal(reply)
-		if err != nil {
-			raw, _ = json.Marshal(device.ErrorReply(reply.ID, fmt.Errorf("mqttlink: encode reply: %w", err)))
-		}
-		rq.push(raw)
+		rq.push(reply.Encode())
 		l.flushReplies(&rq)
 		m.Ack()
 	}
@@ -49,27 +39,15 @@ func (l *Link) serveCommands(ctx context.Context) {
 
 // handle turns one payload into its reply. An error means the box did not
 // run the command (it is stopping) and nothing should be answered.
-func (l *Link) handle(ctx context.Context, payload []byte) (device.Reply, error) {
-	if len(payload) > l.cfg.MaxPayload {
-		id, typ := peekEnvelope(payload)
-		limit := l.cfg.MaxPayload
-		if typ == snapshotType {
-			limit = l.cfg.SnapshotMaxPayload
-		}
-		if len(payload) > limit {
-			l.log.Warn("mqtt command refused: payload too large", "id", id, "type", typ, "bytes", len(payload), "limit", limit)
-			return device.ErrorReply(id, &device.Error{Code: device.CodeCmdInvalid,
-				Message: fmt.Sprintf("payload too large: %d bytes, at most %d", len(payload), limit)}), nil
-		}
-	}
-	cmd, err := device.ParseCommand(payload)
+func (l *Link) handle(ctx context.Context, payload []byte) (contract.Reply, error) {
+	cmd, err := contract.ParseCommand(payload, l.limits)
 	if err != nil {
-		l.log.Warn("mqtt command refused: not a valid command", "id", cmd.ID, "code", device.CodeOf(err))
-		return device.ErrorReply(cmd.ID, err), nil
+		l.log.Warn("mqtt command refused: not a valid command", "id", cmd.ID, "bytes", len(payload), "err", err)
+		return contract.ErrorReply(cmd.ID, err), nil
 	}
 	reply, err := l.box.Execute(ctx, cmd)
 	if err != nil {
-		return device.Reply{}, err
+		return contract.Reply{}, err
 	}
 	if reply.OK {
 		l.log.Info("mqtt command done", "id", cmd.ID, "type", cmd.Type)
@@ -88,7 +66,7 @@ func (l *Link) flushReplies(rq *replyQueue) {
 		rq.dropped = 0
 	}
 	for len(rq.q) > 0 && l.client.IsConnectionOpen() {
-		l.client.Publish(l.topics.reply, 1, false, rq.q[0])
+		l.client.Publish(l.topics.Reply, 1, false, rq.q[0])
 		rq.q[0] = nil
 		rq.q = rq.q[1:]
 	}

@@ -51,8 +51,10 @@
 // in memory. The box answers a command id it has seen before with the
 // stored reply, so a command delivered twice has one effect.
 //
-// A payload larger than MaxPayload is refused with cmd.invalid, except a
-// sync.snapshot up to SnapshotMaxPayload. A reply that cannot be published
+// The link is transport only: each command payload is read once by
+// contract.ParseCommand, with the limits of MaxPayload (SnapshotMaxPayload
+// for a sync.snapshot), and a payload that is not a valid command is
+// answered with the contract's cmd.invalid. A reply that cannot be published
 // because the link is down waits in memory (the newest MaxReplies) and is
 // published after the reconnect. Logs name a command by id and type only:
 // a command can carry an access code.

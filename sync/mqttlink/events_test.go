@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"smartboxd/device"
+	"smartboxd/contract"
 	"smartboxd/internal/mqtttest"
 )
 
@@ -50,7 +50,7 @@ func TestEventsInOrderAndAcked(t *testing.T) {
 	eventually(t, "outbox empty", func() bool { return b.outbox().Depth == 0 })
 	eventually(t, "stats", func() bool { s := l.Stats(); return s.LastAck == 21 && s.InFlight == 0 })
 	state.WaitUntil(t, func(msgs []mqtttest.Message) bool {
-		var s device.State
+		var s contract.State
 		return json.Unmarshal(msgs[len(msgs)-1].Payload, &s) == nil && s.Outbox.Depth == 0
 	}, wait)
 	if s := l.Stats(); s.Published < 21 || s.Broker != br.URL() {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/internal/mqtttest"
 	"smartboxd/store"
@@ -106,7 +107,7 @@ func (b *testBox) exec(typ string, data any) {
 	raw, _ := json.Marshal(data)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	r, err := b.box.Execute(ctx, device.Command{ID: fmt.Sprintf("direct-%d", time.Now().UnixNano()), Type: typ, Data: raw})
+	r, err := b.box.Execute(ctx, contract.Command{ID: fmt.Sprintf("direct-%d", time.Now().UnixNano()), Type: typ, Data: raw})
 	if err != nil || !r.OK {
 		b.t.Fatalf("exec %s: %+v %v", typ, r, err)
 	}
@@ -442,7 +443,7 @@ type gatedBox struct {
 	gate    chan struct{}
 }
 
-func (g *gatedBox) Execute(ctx context.Context, cmd device.Command) (device.Reply, error) {
+func (g *gatedBox) Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error) {
 	if cmd.Type != "bin.open" {
 		return g.Box.Execute(ctx, cmd)
 	}
@@ -450,7 +451,7 @@ func (g *gatedBox) Execute(ctx context.Context, cmd device.Command) (device.Repl
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
-		return device.Reply{}, ctx.Err()
+		return contract.Reply{}, ctx.Err()
 	}
 	return g.Box.Execute(ctx, cmd)
 }

@@ -1,6 +1,7 @@
 package mqttlink
 
 import (
+	"smartboxd/contract"
 	"sync"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -57,7 +58,7 @@ type ackInbox struct {
 func (a *ackInbox) init() { a.sig = make(chan struct{}, 1) }
 
 func (a *ackInbox) add(payload []byte) {
-	seq, err := ParseAck(payload)
+	seq, err := contract.ParseAck(payload)
 	a.mu.Lock()
 	if err != nil {
 		a.bad++

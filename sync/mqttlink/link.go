@@ -17,17 +17,17 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jonboulle/clockwork"
 
-	"smartboxd/device"
+	"smartboxd/contract"
 	"smartboxd/store"
 )
 
-// Box is what the link needs of the device. *device.Box implements it.
+// Box is what the link needs of the box. *device.Box implements it.
 type Box interface {
 	// Execute runs a command and returns its reply; a command id seen
 	// before gets the stored reply.
-	Execute(ctx context.Context, cmd device.Command) (device.Reply, error)
+	Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error)
 	// State builds the state document.
-	State() (device.State, error)
+	State() (contract.State, error)
 	// Changed signals (coalesced) that the state document changed.
 	Changed() <-chan struct{}
 	// Appended signals (coalesced) that events were committed to the outbox.
@@ -46,7 +46,6 @@ type Outbox interface {
 }
 
 var (
-	_ Box    = (*device.Box)(nil)
 	_ Outbox = (*store.DB)(nil)
 )
 
@@ -61,11 +60,11 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultTopicPrefix        = "smartbox"
+	DefaultTopicPrefix        = contract.DefaultTopicPrefix
 	DefaultKeepAlive          = 30 * time.Second
-	DefaultInFlight           = 256
-	DefaultMaxPayload         = 256 << 10
-	DefaultSnapshotMaxPayload = 64 << 20
+	DefaultInFlight           = 512
+	DefaultMaxPayload         = contract.DefaultMaxPayload
+	DefaultSnapshotMaxPayload = contract.DefaultMaxSnapshotPayload
 	DefaultAckTimeout         = 60 * time.Second
 	DefaultStateInterval      = 200 * time.Millisecond
 	DefaultRetryInterval      = 10 * time.Second
@@ -116,13 +115,13 @@ type Config struct {
 	Ack string
 	// KeepAlive is the MQTT keep-alive; default 30 s.
 	KeepAlive time.Duration
-	// InFlight bounds the events published and not yet acked; default 256.
+	// InFlight bounds the events published and not yet acked; default 512.
 	InFlight int
 	// MaxPayload is the largest command payload taken, in bytes; default
-	// 256 KiB.
+	// contract.DefaultMaxPayload (256 KiB).
 	MaxPayload int
 	// SnapshotMaxPayload is the largest sync.snapshot payload taken;
-	// default 64 MiB.
+	// default contract.DefaultMaxSnapshotPayload (64 MiB).
 	SnapshotMaxPayload int
 	// AckTimeout is how long the link waits, connected, for an ack before
 	// it publishes the unacked events again; default 60 s.
@@ -154,23 +153,6 @@ type Stats struct {
 	Replies    int    // command replies waiting for the link to come back
 }
 
-// topics are the link's MQTT topics.
-type topics struct {
-	status, state, events, ack, cmd, reply string
-}
-
-func newTopics(prefix, box string) topics {
-	p := prefix + "/" + box
-	return topics{
-		status: p + "/status",
-		state:  p + "/state",
-		events: p + "/events",
-		ack:    p + "/events/ack",
-		cmd:    p + "/cmd",
-		reply:  p + "/cmd/reply",
-	}
-}
-
 // Link is the box's MQTT link. Its Run keeps the connection, drains the
 // outbox and serves commands; its methods are safe for concurrent use.
 type Link struct {
@@ -179,7 +161,8 @@ type Link struct {
 	out        Outbox
 	clock      clockwork.Clock
 	log        *slog.Logger
-	topics     topics
+	topics     contract.Topics
+	limits     contract.Limits
 	broker     string // redacted, for logs and Stats
 	pahoBroker string
 	overTLS    bool // the broker URL is a TLS one
@@ -279,7 +262,8 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 		out:     out,
 		clock:   cfg.Clock,
 		log:     cfg.Logger,
-		topics:  newTopics(cfg.TopicPrefix, cfg.BoxID),
+		topics:  contract.TopicsFor(cfg.TopicPrefix, cfg.BoxID),
+		limits:  contract.Limits{MaxPayload: cfg.MaxPayload, MaxSnapshotPayload: cfg.SnapshotMaxPayload},
 		broker:  u.Redacted(),
 		connSig: make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -364,8 +348,8 @@ func (l *Link) pahoOptions() *mqtt.ClientOptions {
 		SetConnectRetryInterval(l.cfg.RetryInterval).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(MaxReconnectInterval).
-		SetStore(newSessionStore(l.topics.events, l.onPuback)).
-		SetBinaryWill(l.topics.status, l.statusPayload(false, nil), 1, true).
+		SetStore(newSessionStore(l.topics.Events, l.onPuback)).
+		SetBinaryWill(l.topics.Status, l.statusPayload(false, nil), 1, true).
 		SetDefaultPublishHandler(l.onMessage).
 		SetOnConnectHandler(l.onConnect).
 		SetConnectionLostHandler(l.onConnectionLost).
@@ -387,7 +371,7 @@ func (l *Link) stop() {
 	defer l.live.Store(false)
 	if l.client.IsConnectionOpen() {
 		now := l.clock.Now()
-		tok := l.client.Publish(l.topics.status, 1, true, l.statusPayload(false, &now))
+		tok := l.client.Publish(l.topics.Status, 1, true, l.statusPayload(false, &now))
 		switch {
 		case !tok.WaitTimeout(StopTimeout):
 			l.log.Warn("mqtt offline status not confirmed before stopping", "broker", l.broker, "waited", StopTimeout)
@@ -436,9 +420,9 @@ func (l *Link) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
 // acknowledged at once.
 func (l *Link) onMessage(_ mqtt.Client, m mqtt.Message) {
 	switch m.Topic() {
-	case l.topics.cmd:
+	case l.topics.Cmd:
 		l.cmds.push(m)
-	case l.topics.ack:
+	case l.topics.Ack:
 		l.acks.add(m.Payload())
 		m.Ack()
 	default:

@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"smartboxd/contract"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jonboulle/clockwork"
-
-	"smartboxd/device"
 )
 
 // loopState is owned by the main loop goroutine.
@@ -158,7 +157,7 @@ func (l *Link) connectionChanged() {
 	l.mu.Unlock()
 	l.subscribe()
 	now := l.clock.Now()
-	l.client.Publish(l.topics.status, 1, true, l.statusPayload(true, &now))
+	l.client.Publish(l.topics.Status, 1, true, l.statusPayload(true, &now))
 	l.publishState(now)
 	l.rewind()
 	l.drain()
@@ -169,7 +168,7 @@ func (l *Link) connectionChanged() {
 // persistence, a first connect). Messages arrive through the default
 // handler, so no route is registered; the result is checked off the loop.
 func (l *Link) subscribe() {
-	tok := l.client.SubscribeMultiple(map[string]byte{l.topics.cmd: 1, l.topics.ack: 1}, nil)
+	tok := l.client.SubscribeMultiple(map[string]byte{l.topics.Cmd: 1, l.topics.Ack: 1}, nil)
 	l.bg.Add(1)
 	go func() {
 		defer l.bg.Done()
@@ -226,7 +225,7 @@ func (l *Link) drain() {
 		for _, r := range recs {
 			// The token is not waited on: paho holds the packet until the
 			// broker takes it, and resends it after a reconnect.
-			l.client.Publish(l.topics.events, 1, false, r.Payload)
+			l.client.Publish(l.topics.Events, 1, false, r.Payload)
 			s.cursor = r.Seq
 			s.window[r.Seq] = struct{}{}
 			s.maxPublished = max(s.maxPublished, r.Seq)
@@ -349,7 +348,7 @@ func (l *Link) publishState(now time.Time) {
 	s.lastState = now
 	s.stateAlarm.clear()
 	st, err := l.box.State()
-	if errors.Is(err, device.ErrStarting) {
+	if errors.Is(err, contract.ErrStarting) {
 		return // the box publishes a change once it has loaded its state
 	}
 	if err != nil {
@@ -361,5 +360,5 @@ func (l *Link) publishState(now time.Time) {
 		l.log.Error("mqtt state not encoded", "err", err)
 		return
 	}
-	l.client.Publish(l.topics.state, 1, true, raw)
+	l.client.Publish(l.topics.State, 1, true, raw)
 }

@@ -7,13 +7,13 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
-	"smartboxd/device"
+	"smartboxd/contract"
 	"smartboxd/internal/mqtttest"
 )
 
 func stateVersion(t testing.TB, m mqtttest.Message) uint64 {
 	t.Helper()
-	var s device.State
+	var s contract.State
 	if err := json.Unmarshal(m.Payload, &s); err != nil {
 		t.Fatalf("state %q: %v", m.Payload, err)
 	}

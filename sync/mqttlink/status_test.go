@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"smartboxd/device"
+	"smartboxd/contract"
 	"smartboxd/internal/mqtttest"
 )
 
@@ -38,7 +38,7 @@ func TestStatusAndStateRetained(t *testing.T) {
 	if !stm.Retained {
 		t.Errorf("state not retained")
 	}
-	var doc device.State
+	var doc contract.State
 	if err := json.Unmarshal(stm.Payload, &doc); err != nil {
 		t.Fatalf("state %q: %v", stm.Payload, err)
 	}

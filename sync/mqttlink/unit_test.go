@@ -1,7 +1,6 @@
 package mqttlink
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,161 +9,6 @@ import (
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
-
-func TestParseAck(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{`{"seq":5}`, 5, true},
-		{` {"seq": 18446744073709551615} `, 18446744073709551615, true},
-		{`{"seq":0}`, 0, true},
-		{`{"seq":7,"box_id":"box-1"}`, 7, true},
-		{`{"seq":"5"}`, 0, false},
-		{`{"seq":-1}`, 0, false},
-		{`{"seq":1.5}`, 0, false},
-		{`{"seq":1e3}`, 0, false},
-		{`{"seq":18446744073709551616}`, 0, false},
-		{`{"seq":null}`, 0, false},
-		{`{}`, 0, false},
-		{`[5]`, 0, false},
-		{`5`, 0, false},
-		{`{"seq":5} {"seq":6}`, 0, false},
-		{``, 0, false},
-		{`{"seq":5,"pad":"` + strings.Repeat("x", maxAckPayload) + `"}`, 0, false},
-	} {
-		t.Run(tc.in[:min(len(tc.in), 30)], func(t *testing.T) {
-			got, err := ParseAck([]byte(tc.in))
-			if tc.ok != (err == nil) || got != tc.want {
-				t.Fatalf("ParseAck = %d, %v; want %d ok=%v", got, err, tc.want, tc.ok)
-			}
-			if err != nil && !errors.Is(err, ErrBadAck) {
-				t.Errorf("error %v is not ErrBadAck", err)
-			}
-		})
-	}
-}
-
-func FuzzAckPayload(f *testing.F) {
-	for _, s := range []string{`{"seq":1}`, `{"seq":"1"}`, `{"seq":-1}`, `{}`, `null`, `{"seq":1,"seq":2}`, `{"seq":1e2}`, "\x00"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		seq, err := ParseAck(payload)
-		if err != nil {
-			if seq != 0 || !errors.Is(err, ErrBadAck) {
-				t.Fatalf("failed parse returned %d, %v", seq, err)
-			}
-			return
-		}
-		if !json.Valid(payload) || len(payload) > maxAckPayload {
-			t.Fatalf("accepted %q", payload)
-		}
-		again, err := ParseAck(fmt.Appendf(nil, `{"seq":%d}`, seq))
-		if err != nil || again != seq {
-			t.Fatalf("seq %d does not round-trip: %d %v", seq, again, err)
-		}
-	})
-}
-
-func TestPeekEnvelope(t *testing.T) {
-	long := strings.Repeat("i", maxIDLen+1)
-	for _, tc := range []struct {
-		in, id, typ string
-	}{
-		{`{"id":"a","type":"sync.snapshot","data":{"x":[1,2,{"type":"no"}]}}`, "a", "sync.snapshot"},
-		{`{"data":{"id":"inner"},"type":"bin.open","id":"b"}`, "b", "bin.open"},
-		{`{"id":5,"type":["x"]}`, "", ""},
-		{`{"id":"` + long + `","type":"t"}`, "", "t"},
-		{`{"id":"c","type":"t","data":{"unterminated`, "c", "t"},
-		{`{"type":"t","data":{"unterminated`, "", "t"},
-		{`not json`, "", ""},
-		{`["id","type"]`, "", ""},
-		{`{"id":"d","id":"e"}`, "e", ""},
-	} {
-		t.Run(tc.in[:min(len(tc.in), 30)], func(t *testing.T) {
-			id, typ := peekEnvelope([]byte(tc.in))
-			if id != tc.id || typ != tc.typ {
-				t.Errorf("peek = %q, %q; want %q, %q", id, typ, tc.id, tc.typ)
-			}
-		})
-	}
-}
-
-func FuzzPeekEnvelope(f *testing.F) {
-	f.Add([]byte(`{"id":"a","type":"sync.snapshot","data":{}}`))
-	f.Add([]byte(`{"id":"a","type":1}`))
-	f.Add([]byte(`{"id":"a"`))
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		id, typ := peekEnvelope(payload)
-		if len(id) > maxIDLen {
-			t.Fatalf("id of %d bytes", len(id))
-		}
-		// On a well-formed envelope the peek agrees with a full decode.
-		var env struct {
-			ID   string `json:"id"`
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(payload, &env) == nil && len(env.ID) <= maxIDLen && validStrings(payload) {
-			if id != env.ID || typ != env.Type {
-				t.Fatalf("peek %q %q, decode %q %q", id, typ, env.ID, env.Type)
-			}
-		}
-	})
-}
-
-// validStrings reports whether payload is an object whose "id" and "type"
-// members, when present, are strings and appear once (where a full decode
-// and the peek may rightly differ otherwise). Keys are compared as
-// encoding/json does, case-insensitively.
-func validStrings(payload []byte) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(payload, &m) != nil {
-		return false
-	}
-	seen := map[string]int{}
-	for k, v := range m {
-		lk := strings.ToLower(k)
-		if lk != "id" && lk != "type" {
-			continue
-		}
-		seen[lk]++
-		if k != lk {
-			return false
-		}
-		var s string
-		if json.Unmarshal(v, &s) != nil {
-			return false
-		}
-	}
-	return seen["id"] <= 1 && seen["type"] <= 1 && !duplicateKeys(payload)
-}
-
-// duplicateKeys reports whether the top-level object repeats a key.
-func duplicateKeys(payload []byte) bool {
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	if _, err := dec.Token(); err != nil {
-		return true
-	}
-	keys := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return true
-		}
-		k := strings.ToLower(t.(string))
-		if keys[k] {
-			return true
-		}
-		keys[k] = true
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return true
-		}
-	}
-	return false
-}
 
 func publish(topic string, id uint16, payload string) *packets.PublishPacket {
 	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
@@ -252,7 +96,7 @@ func TestNewChecksConfig(t *testing.T) {
 	if l.pahoBroker != "ssl://broker.example:8883" {
 		t.Errorf("paho dials %q", l.pahoBroker)
 	}
-	if l.topics.ack != "smartbox/box-1/events/ack" || l.topics.reply != "smartbox/box-1/cmd/reply" {
+	if l.topics.Ack != "smartbox/box-1/events/ack" || l.topics.Reply != "smartbox/box-1/cmd/reply" {
 		t.Errorf("topics %+v", l.topics)
 	}
 }

@@ -1,13 +1,12 @@
-package device
+package contract
 
 import (
 	"errors"
 	"fmt"
 )
 
-// Error is a rule the box refused on, carrying its code: the seed error
-// codes (key.code.taken, ...) and the command codes (cmd.invalid, ...). A
-// reply, a console line and an event all print the same Code.
+// Error is a rule the box refused on, carrying its contract code. A reply,
+// a console line and an event all print the same Code.
 type Error struct {
 	Code    string
 	Message string
@@ -15,17 +14,19 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Is makes errors.Is match on the code alone.
+// Is makes errors.Is match on the code (and the message, when the target
+// has one).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code && (t.Message == "" || t.Message == e.Message)
 }
 
-func errf(code, format string, args ...any) *Error {
+// Errorf makes an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// CodeOf returns the code of a coded error, or "internal" for any other.
+// CodeOf returns the code of a coded error, or CodeInternal for any other.
 func CodeOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
@@ -34,7 +35,10 @@ func CodeOf(err error) string {
 	return CodeInternal
 }
 
-// Codes of the seed documents and of the command protocol.
+// AsError reports whether err is (or wraps) an *Error, and sets target.
+func AsError(err error, target **Error) bool { return errors.As(err, target) }
+
+// The seed error codes of keys and access codes (used verbatim).
 const (
 	CodeKeyNotFound         = "key.notFound"
 	CodeKeyAlreadyUnlinked  = "key.already.unlinked"
@@ -58,30 +62,52 @@ const (
 	CodeAccessCodeNotFound  = "access_code.notFound"
 	CodeAccessCodeInvalid   = "access_code.invalid"
 	CodeBinNotFound         = "bin.notFound"
-	CodeCmdInvalid          = "cmd.invalid"
-	CodeCmdUnknown          = "cmd.unknown"
-	CodeCmdExpired          = "cmd.expired"
-	CodeInternal            = "internal"
-	CodeStoreUnavailable    = "store.unavailable"
-	CodeAccessCodeLimit     = "access_code.limit"
-	CodeDeviceStopped       = "device.stopped"
-	CodeDeviceStarting      = "device.starting"
-	CodeConsoleLockedOut    = "console.locked_out"
+)
+
+// The command codes of §5 and the box's own refusals.
+const (
+	CodeCmdInvalid       = "cmd.invalid"
+	CodeCmdUnknown       = "cmd.unknown"
+	CodeCmdExpired       = "cmd.expired"
+	CodeInternal         = "internal"
+	CodeStoreUnavailable = "store.unavailable"
+	CodeAccessCodeLimit  = "access_code.limit"
+	CodeDeviceStopped    = "device.stopped"
+	CodeDeviceStarting   = "device.starting"
+)
+
+// The reasons of code.rejected events (some are seed codes above too).
+const (
 	CodeKeypadLockedOut     = "keypad.locked_out"
 	CodeCodeUnknown         = "code.unknown"
 	CodeCodeNotActive       = "code.not_active"
 	CodeClockUnsynced       = "clock.unsynced"
 	CodeKeyNotCheckedIn     = "key.notCheckedIn"
 	CodeKeyAlreadyCheckedIn = "key.checkedIn"
-	CodeDoorSensorMissing   = "bin.noDoorSensor"
+)
+
+// The error and warning codes of an access code object.
+const (
 	CodeFailedToSetOnDevice = "failed_to_set_on_device"
 	CodeDelayInSetting      = "delay_in_setting_on_device"
 	CodeDelayInRemoving     = "delay_in_removing_from_device"
 )
 
-// ErrStopped is returned by calls into a Box whose loop has stopped.
+// The console's codes (§6).
+const (
+	CodeConsoleLockedOut     = "console.locked_out"
+	CodeConsoleLoginRequired = "console.login_required" // a command before a login
+	CodeConsolePINInvalid    = "console.pin_invalid"    // a wrong PIN
+	CodeConsoleUsage         = "console.usage"          // a command with wrong arguments
+	CodeConsoleUnknown       = "console.unknown"        // no such command
+	CodeConsoleNoise         = "console.noise"          // a line with control or non-ASCII bytes
+	CodeConsoleLineTooLong   = "console.line_too_long"  // a line over the console's limit
+	CodeConsoleUnavailable   = "console.unavailable"    // the daemon gave the console no source for this
+)
+
+// ErrStopped is returned by calls into a box whose decision loop has stopped.
 var ErrStopped = &Error{Code: CodeDeviceStopped, Message: "the box is stopping"}
 
-// ErrStarting is returned by State before the loop has loaded the box's
-// durable state.
+// ErrStarting is returned for the state document before the box has loaded
+// its durable state.
 var ErrStarting = &Error{Code: CodeDeviceStarting, Message: "the box is starting"}

@@ -1,0 +1,64 @@
+package contract
+
+import "time"
+
+// State is the reported state document of §5, published retained on
+// P/state and answered to state.get.
+type State struct {
+	Version     uint64      `json:"version"`
+	At          time.Time   `json:"at"`
+	Bins        []BinState  `json:"bins"`
+	Keys        int         `json:"keys"`
+	AccessCodes int         `json:"access_codes"`
+	Outbox      OutboxState `json:"outbox"`
+	Clock       ClockState  `json:"clock"`
+	Settings    Settings    `json:"settings"`
+	Store       StoreState  `json:"store"`
+}
+
+// Bin states, lock states and door states of BinState.
+const (
+	BinEmpty    = "empty"
+	BinOccupied = "occupied"
+	BinOpen     = "open"
+
+	LockLocked    = "locked"
+	LockEnergised = "energised"
+
+	DoorOpen    = "open"
+	DoorClosed  = "closed"
+	DoorUnknown = "unknown"
+)
+
+// BinState is one bin in the state document.
+type BinState struct {
+	ID    int     `json:"id"`
+	State string  `json:"state"`
+	KeyID *string `json:"key_id"`
+	Fob   *string `json:"fob"`
+	Lock  string  `json:"lock"`
+	Door  string  `json:"door"`
+}
+
+// Settings are the box settings the cloud sets with settings.set.
+type Settings struct {
+	KeyCodesEnabled bool `json:"key_codes_enabled"`
+}
+
+// StoreState says whether the database takes writes. While it does not
+// (disk full, read-only), the box opens nothing it cannot record.
+type StoreState struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// OutboxState is the outbox part of the state document.
+type OutboxState struct {
+	Depth    int        `json:"depth"`
+	OldestAt *time.Time `json:"oldest_at"`
+}
+
+// ClockState says whether the box trusts its clock.
+type ClockState struct {
+	Synced bool `json:"synced"`
+}

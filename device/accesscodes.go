@@ -1,0 +1,327 @@
+package device
+
+import (
+	"smartboxd/contract"
+	"smartboxd/store"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// validateCode checks a keypad entry or a code given in a command: 4 to 16
+// digits.
+func validateCode(s string) error {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return contract.Errorf(contract.CodeCodeNotNumeric, "codes are digits only")
+		}
+	}
+	if n := utf8.RuneCountInString(s); n < 4 || n > 16 {
+		return contract.Errorf(contract.CodeCodeInvalidLength, "codes are 4 to 16 digits, not %d", n)
+	}
+	return nil
+}
+
+// ViewAccessCode is a's public object.
+func ViewAccessCode(a *store.AccessCode) contract.AccessCodeView {
+	v := contract.AccessCodeView{AccessCodeID: a.ID, Name: a.Name, Type: a.Type, Status: a.Status,
+		StartsAt: a.StartsAt, EndsAt: a.EndsAt, CreatedAt: a.CreatedAt, KeyID: a.KeyID, Action: a.Action,
+		Errors: []contract.NoticeView{}, Warnings: []contract.NoticeView{}}
+	for _, n := range a.Errors {
+		v.Errors = append(v.Errors, contract.NoticeView{ErrorCode: n.Code, Message: n.Message, CreatedAt: n.CreatedAt})
+	}
+	for _, n := range a.Warnings {
+		v.Warnings = append(v.Warnings, contract.NoticeView{WarningCode: n.Code, Message: n.Message, CreatedAt: n.CreatedAt})
+	}
+	return v
+}
+
+var noticeText = map[string]string{
+	contract.CodeFailedToSetOnDevice: "the box could not store the code",
+	contract.CodeDelayInSetting:      "the code was set later than its start",
+	contract.CodeDelayInRemoving:     "the code was removed later than its end",
+}
+
+func notice(code string, now time.Time) store.Notice {
+	return store.Notice{Code: code, Message: noticeText[code], CreatedAt: now.UTC().Truncate(time.Second)}
+}
+
+// statusEvent appends an access_code.status event with a's object.
+func statusEvent(c *txc, a *store.AccessCode) error {
+	return c.event(contract.EventAccessCodeStatus, ViewAccessCode(a))
+}
+
+// initialStatus is a new or changed code's status at now: ongoing codes are
+// set at once; time-bound ones are unset before their window and set in it.
+func initialStatus(a *store.AccessCode, now time.Time) string {
+	if a.Type == contract.TypeTimeBound && now.Before(*a.StartsAt) {
+		return contract.StatusUnset
+	}
+	return contract.StatusSet
+}
+
+// removeCode takes a through removing to removed and deletes it.
+func removeCode(c *txc, a *store.AccessCode) error {
+	a.Status = contract.StatusRemoving
+	if err := statusEvent(c, a); err != nil {
+		return err
+	}
+	if err := c.tx.DeleteAccessCode(a.ID); err != nil {
+		return err
+	}
+	a.Status = contract.StatusRemoved
+	return statusEvent(c, a)
+}
+
+// transition moves a time-bound code along its lifecycle as far as now
+// allows: unset -> setting -> set at starts_at, set -> removing -> removed at
+// ends_at, each step an access_code.status event. A step later than
+// LateAfter carries the delay warning of the model.
+func (b *Box) transition(c *txc, a *store.AccessCode) error {
+	now := c.now
+	if a.Type != contract.TypeTimeBound || a.StartsAt == nil || a.EndsAt == nil {
+		return nil
+	}
+	if a.Status == contract.StatusUnset || a.Status == contract.StatusSetting {
+		if now.Before(*a.StartsAt) {
+			return nil
+		}
+		if !now.Before(*a.EndsAt) {
+			// The box missed the whole window (it was off).
+			a.Warnings = append(a.Warnings, notice(contract.CodeDelayInRemoving, now))
+			return removeCode(c, a)
+		}
+		if now.Sub(*a.StartsAt) > b.cfg.LateAfter {
+			a.Warnings = append(a.Warnings, notice(contract.CodeDelayInSetting, now))
+		}
+		a.Status = contract.StatusSetting
+		if err := statusEvent(c, a); err != nil {
+			return err
+		}
+		a.Status = contract.StatusSet
+		if err := c.tx.PutAccessCode(a); err != nil {
+			return err
+		}
+		return statusEvent(c, a)
+	}
+	if now.Before(*a.EndsAt) {
+		return nil
+	}
+	if now.Sub(*a.EndsAt) > b.cfg.LateAfter {
+		a.Warnings = append(a.Warnings, notice(contract.CodeDelayInRemoving, now))
+	}
+	return removeCode(c, a)
+}
+
+// armSchedule runs the scheduler after d (replacing any earlier arming).
+func (b *Box) armSchedule(d time.Duration) {
+	b.schedTimer.Stop()
+	b.schedTimer = b.after(d, b.runSchedule)
+}
+
+// runSchedule applies every transition that is due and sleeps until the
+// next one. It looks at the schedule's first entries only, never at every
+// code, and wakes at least once a minute so that a clock that jumps (NTP
+// after a boot in 1970) is noticed.
+func (b *Box) runSchedule() {
+	if b.cfg.RequireSync && !b.cfg.Synced() {
+		b.armSchedule(scheduleIdle)
+		return
+	}
+	var due []store.ScheduleEntry
+	var next time.Time
+	err := b.txn(func(c *txc) error {
+		due, next = c.tx.Due(c.now, scheduleBatch)
+		for _, e := range due {
+			a, err := c.tx.AccessCode(e.ID)
+			if err != nil {
+				return err
+			}
+			if a == nil || !a.NextTransition().Equal(e.At) {
+				if err := c.tx.Unschedule(e); err != nil { // stale entry
+					return err
+				}
+				continue
+			}
+			if err := b.transition(c, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		b.armSchedule(scheduleRetry)
+	case len(due) == scheduleBatch:
+		b.armSchedule(0)
+	case next.IsZero():
+		b.armSchedule(scheduleIdle)
+	default:
+		b.armSchedule(min(max(next.Sub(b.clock.Now()), 0), scheduleIdle))
+	}
+}
+
+type accessCodeData struct {
+	AccessCodeID *string    `json:"access_code_id"`
+	Code         *string    `json:"code"`
+	Name         *string    `json:"name"`
+	Type         *string    `json:"type"`
+	StartsAt     *time.Time `json:"starts_at"`
+	EndsAt       *time.Time `json:"ends_at"`
+	KeyID        *string    `json:"key_id"`
+	Action       *string    `json:"action"`
+}
+
+// acEnv is what access-code validation looks up.
+type acEnv interface {
+	codeOwner(hash []byte) (store.CodeOwner, bool)
+	keyExists(id string) (bool, error)
+}
+
+type txACEnv struct{ c *txc }
+
+func (e txACEnv) codeOwner(h []byte) (store.CodeOwner, bool) { return e.c.tx.CodeOwner(h) }
+
+func (e txACEnv) keyExists(id string) (bool, error) {
+	k, err := e.c.tx.Key(id)
+	return k != nil, err
+}
+
+// buildAccessCode validates d against old (nil for a new code) and returns
+// the record to write, its status set for now.
+func (b *Box) buildAccessCode(d accessCodeData, old *store.AccessCode, env acEnv, now time.Time) (*store.AccessCode, error) {
+	bad := func(format string, args ...any) (*store.AccessCode, error) {
+		return nil, contract.Errorf(contract.CodeAccessCodeInvalid, format, args...)
+	}
+	if d.AccessCodeID == nil || strings.TrimSpace(*d.AccessCodeID) == "" {
+		return bad("access_code_id: required")
+	}
+	if len(*d.AccessCodeID) > contract.MaxIDLen {
+		return bad("access_code_id: longer than %d bytes", contract.MaxIDLen)
+	}
+	a := &store.AccessCode{ID: *d.AccessCodeID, CreatedAt: now.UTC().Truncate(time.Second)}
+	if old != nil {
+		cp := *old
+		a = &cp
+		a.Errors, a.Warnings = nil, nil
+	}
+	set(&a.Name, d.Name)
+	set(&a.Type, d.Type)
+	set(&a.Action, d.Action)
+	set(&a.KeyID, d.KeyID)
+	if d.Type != nil || d.StartsAt != nil || d.EndsAt != nil {
+		a.StartsAt, a.EndsAt = d.StartsAt, d.EndsAt
+	}
+	if utf8.RuneCountInString(a.Name) > 200 {
+		return bad("name: longer than 200 characters")
+	}
+	switch a.Type {
+	case contract.TypeOngoing:
+		if a.StartsAt != nil || a.EndsAt != nil {
+			return bad("an ongoing code has no starts_at or ends_at")
+		}
+	case contract.TypeTimeBound:
+		if a.StartsAt == nil || a.EndsAt == nil {
+			return bad("a time_bound code needs starts_at and ends_at")
+		}
+		if !a.EndsAt.After(*a.StartsAt) {
+			return bad("ends_at must be after starts_at")
+		}
+		if !now.Before(*a.EndsAt) {
+			return bad("ends_at is in the past")
+		}
+		s, e := a.StartsAt.UTC(), a.EndsAt.UTC()
+		a.StartsAt, a.EndsAt = &s, &e
+	case "":
+		return bad("type: required (ongoing or time_bound)")
+	default:
+		return bad("type: must be ongoing or time_bound")
+	}
+	switch a.Action {
+	case contract.ActionPickup, contract.ActionDropoff:
+	case "":
+		return bad("action: required (pickup or dropoff)")
+	default:
+		return bad("action: must be pickup or dropoff")
+	}
+	if a.KeyID == "" {
+		return bad("key_id: required")
+	}
+	if ok, err := env.keyExists(a.KeyID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, contract.Errorf(contract.CodeKeyNotFound, "no key %q", a.KeyID)
+	}
+	switch {
+	case d.Code != nil:
+		if err := validateCode(*d.Code); err != nil {
+			return nil, err
+		}
+		a.CodeHash = b.st.CodeHash(*d.Code)
+	case old == nil:
+		return nil, contract.Errorf(contract.CodeCodeInvalidLength, "code: required, 4 to 16 digits")
+	}
+	if o, ok := env.codeOwner(a.CodeHash); ok && !(o.Kind == store.OwnerAccessCode && o.ID == a.ID) {
+		return nil, contract.Errorf(contract.CodeCodeTaken, "the code is taken")
+	}
+	a.Status = initialStatus(a, now)
+	return a, nil
+}
+
+func (b *Box) cmdAccessCodeUpsert(c *txc, data []byte) (any, error) {
+	var d accessCodeData
+	if err := contract.DecodeData(data, &d); err != nil {
+		return nil, err
+	}
+	var old *store.AccessCode
+	if d.AccessCodeID != nil && *d.AccessCodeID != "" {
+		var err error
+		if old, err = c.tx.AccessCode(*d.AccessCodeID); err != nil {
+			return nil, err
+		}
+	}
+	a, err := b.buildAccessCode(d, old, txACEnv{c}, c.now)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil && c.tx.AccessCodeCount() >= b.cfg.MaxAccessCodes {
+		// The box is full: the code is not stored, and says so.
+		a.Status = contract.StatusUnset
+		a.Errors = []store.Notice{notice(contract.CodeFailedToSetOnDevice, c.now)}
+		if err := statusEvent(c, a); err != nil {
+			return nil, err
+		}
+		return ViewAccessCode(a), nil
+	}
+	if err := c.tx.PutAccessCode(a); err != nil {
+		return nil, err
+	}
+	if err := statusEvent(c, a); err != nil {
+		return nil, err
+	}
+	c.onCommit(func() { b.armSchedule(0) })
+	return ViewAccessCode(a), nil
+}
+
+func (b *Box) cmdAccessCodeDelete(c *txc, data []byte) (any, error) {
+	var d struct {
+		AccessCodeID *string `json:"access_code_id"`
+	}
+	if err := contract.DecodeData(data, &d); err != nil {
+		return nil, err
+	}
+	if d.AccessCodeID == nil || *d.AccessCodeID == "" {
+		return nil, contract.Errorf(contract.CodeAccessCodeInvalid, "access_code_id: required")
+	}
+	a, err := c.tx.AccessCode(*d.AccessCodeID)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, contract.Errorf(contract.CodeAccessCodeNotFound, "no access code %q", *d.AccessCodeID)
+	}
+	if err := removeCode(c, a); err != nil {
+		return nil, err
+	}
+	return ViewAccessCode(a), nil
+}
