@@ -21,6 +21,8 @@ var allowed = map[string][]string{
 	"internal/mqtttest":  {},
 	"internal/democloud": {},
 	"internal/deptest":   {},
+	"internal/weekly":    {},
+	"offline":            {},
 	"store":              {},
 	"locks":              {},
 	"fob":                {"internal/wiegand"},
