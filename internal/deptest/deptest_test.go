@@ -23,6 +23,8 @@ var allowed = map[string][]string{
 	"internal/deptest":   {},
 	"contract":           {},
 	"store":              {"contract"},
+	"internal/weekly":    {},
+	"offline":            {},
 	"locks":              {},
 	"fob":                {"internal/wiegand"},
 	"keypad":             {"internal/wiegand"},
