@@ -1,0 +1,19 @@
+// Package trust decides whom a SmartBox obeys (contract §7): it reads and
+// writes the signed commands.
+//
+// It imports nothing of the daemon's, so a cloud written in Go signs and
+// seals with the same code the box verifies and opens with.
+//
+// # Signed commands
+//
+// A command is a JWS in compact serialization (RFC 7515) with the header
+// {"alg":"EdDSA","kid":"<key name>"} (RFC 8037, Ed25519). Sign makes one;
+// Parse and Verify read one strictly, on crypto/ed25519 alone rather than a
+// JOSE library, so that what they accept is small and exact: three parts of
+// unpadded, canonical base64url; a header that is one JSON object in valid
+// UTF-8, at most MaxHeaderSize bytes, with no member named twice (in any
+// case), alg "EdDSA", a non-empty string kid, and neither crit nor b64; a
+// payload of at most MaxPayloadSize bytes; a 64-byte signature. The payload
+// is opaque here: the command decoder checks it. Anything Parse accepts
+// re-encodes (JWS.Compact) to the same bytes.
+package trust
