@@ -1,5 +1,6 @@
 // Package trust decides whom a SmartBox obeys (contract §7): it reads and
-// writes the signed commands.
+// writes the signed commands, knows what each role may send and keeps the
+// per-key replay window.
 //
 // It imports nothing of the daemon's, so a cloud written in Go signs and
 // seals with the same code the box verifies and opens with.
@@ -16,4 +17,12 @@
 // payload of at most MaxPayloadSize bytes; a 64-byte signature. The payload
 // is opaque here: the command decoder checks it. Anything Parse accepts
 // re-encodes (JWS.Compact) to the same bytes.
+//
+// # Replay window
+//
+// Each key's counters start at 1. A Window refuses a counter it has seen
+// and one WindowSize (1,024) or more below the highest it has seen, and
+// accepts any other, also out of order. Its binary encoding,
+// WindowEncodedSize bytes, is meant to be stored in the transaction that
+// applies the command.
 package trust
