@@ -108,6 +108,11 @@ func Kid(token []byte) (string, error) {
 // Parse checks token strictly and decodes it. The result keeps a reference
 // to token: do not change it before Verify.
 func Parse(token []byte) (*JWS, error) {
+	return parse(token, MaxPayloadSize)
+}
+
+// parse is Parse with the payload limit as a parameter, for tests.
+func parse(token []byte, maxPayload int) (*JWS, error) {
 	h, p, s, err := split(token)
 	if err != nil {
 		return nil, err
@@ -116,7 +121,7 @@ func Parse(token []byte) (*JWS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkB64(p, MaxPayloadSize, "payload"); err != nil {
+	if err := checkB64(p, maxPayload, "payload"); err != nil {
 		return nil, err
 	}
 	payload := make([]byte, b64url.DecodedLen(len(p)))

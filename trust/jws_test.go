@@ -240,17 +240,28 @@ func TestParseAccepts(t *testing.T) {
 
 func TestPayloadLimit(t *testing.T) {
 	pub, priv := testKey(t, "cloud")
-	at := bytes.Repeat([]byte{'a'}, MaxPayloadSize)
-	tok := Sign(priv, "cloud", at)
-	j, err := Parse([]byte(tok))
-	if err != nil {
-		t.Fatalf("payload of MaxPayloadSize: %v", err)
+	// The limit itself, on a small one: every length around it, as the
+	// encoded length's rounding differs by the remainder mod 3.
+	const max = 1000
+	for n := max - 3; n <= max+3; n++ {
+		tok := Sign(priv, "cloud", bytes.Repeat([]byte{'a'}, n))
+		j, err := parse([]byte(tok), max)
+		if n <= max {
+			if err != nil {
+				t.Fatalf("payload of %d bytes, limit %d: %v", n, max, err)
+			}
+			if err := j.Verify(pub); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("payload of %d bytes, limit %d: err = %v, want ErrMalformed", n, max, err)
+		}
 	}
-	if err := j.Verify(pub); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	over := Sign(priv, "cloud", append(at, 'a'))
-	if _, err := Parse([]byte(over)); !errors.Is(err, ErrMalformed) {
+	// MaxPayloadSize is what Parse uses: one byte more is refused before
+	// anything is decoded (the signature here is not even valid).
+	h := enc(`{"alg":"EdDSA","kid":"cloud"}`)
+	over := h + "." + strings.Repeat("A", base64.RawURLEncoding.EncodedLen(MaxPayloadSize+1)) + "." + strings.Repeat("A", 86)
+	if _, err := Parse([]byte(over)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "longer") {
 		t.Errorf("payload over MaxPayloadSize: err = %v, want ErrMalformed", err)
 	}
 }
@@ -394,28 +405,32 @@ func FuzzParse(f *testing.F) {
 
 func FuzzVerify(f *testing.F) {
 	pub, priv := testKey(f, "cloud")
-	f.Add([]byte(Sign(priv, "cloud", []byte(cmd))))
-	f.Add([]byte(Sign(priv, "other", []byte(cmd))))
-	f.Add([]byte(forge(priv, `{"kid":"cloud","alg":"EdDSA"}`, "{}")))
-	f.Add([]byte(cmd))
-	f.Fuzz(func(t *testing.T, tok []byte) {
-		kid, payload, err := Verify(tok, func(k string) (ed25519.PublicKey, bool) {
-			return pub, k == "cloud"
-		})
+	f.Add([]byte(Sign(priv, "cloud", []byte(cmd))), []byte(nil))
+	f.Add([]byte(Sign(priv, "other", []byte(cmd))), []byte(pub[:31]))
+	f.Add([]byte(Sign(priv, "other", []byte(cmd))), []byte(pub))
+	f.Add([]byte(forge(priv, `{"kid":"cloud","alg":"EdDSA"}`, "{}")), []byte(nil))
+	f.Add([]byte(cmd), []byte(nil))
+	f.Fuzz(func(t *testing.T, tok, other []byte) {
+		// "cloud" is the real key; any other kid gets whatever bytes the
+		// fuzzer chose, of any length.
+		lookup := func(k string) (ed25519.PublicKey, bool) {
+			if k == "cloud" {
+				return pub, true
+			}
+			return other, other != nil
+		}
+		kid, payload, err := Verify(tok, lookup)
 		if err != nil {
 			if payload != nil {
 				t.Errorf("payload returned with %v", err)
 			}
 			return
 		}
-		// Whatever verifies must be a token this key signed over
-		// exactly these bytes.
-		if kid != "cloud" {
-			t.Errorf("kid = %q", kid)
-		}
+		// Whatever verifies must be signed over exactly these bytes.
+		key, _ := lookup(kid)
 		i := bytes.LastIndexByte(tok, '.')
 		sig, derr := base64.RawURLEncoding.DecodeString(string(tok[i+1:]))
-		if derr != nil || !ed25519.Verify(pub, tok[:i], sig) {
+		if derr != nil || len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, tok[:i], sig) {
 			t.Errorf("Verify accepted a token ed25519 refuses: %q", tok)
 		}
 		if _, perr := Parse(tok); perr != nil {
