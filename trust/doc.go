@@ -1,6 +1,6 @@
 // Package trust decides whom a SmartBox obeys (contract §7): it reads and
-// writes the signed commands, knows what each role may send and keeps the
-// per-key replay window.
+// writes the signed commands, knows what each role may send, keeps the
+// per-key replay window, and opens the sealed codes a cloud sends.
 //
 // It imports nothing of the daemon's, so a cloud written in Go signs and
 // seals with the same code the box verifies and opens with.
@@ -25,4 +25,18 @@
 // accepts any other, also out of order. Its binary encoding,
 // WindowEncodedSize bytes, is meant to be stored in the transaction that
 // applies the command.
+//
+// # Base64
+//
+// Keys are standard base64 (the alphabet with + and /).
+// Encoders here write it padded; decoders take it with or without padding,
+// but refuse line breaks, the URL-safe alphabet and non-zero trailing bits,
+// so one value has one spelling.
+//
+// # Key files
+//
+// A public key is the standard base64 of its 32 bytes, as in the config's
+// ed25519 and release_keys. A fleet operator's signing key file
+// (EncodePrivateKey) holds the standard base64 of the 32-byte Ed25519 seed
+// on one line.
 package trust
