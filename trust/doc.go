@@ -28,10 +28,18 @@
 //
 // # Base64
 //
-// Keys are standard base64 (the alphabet with + and /).
+// Keys and sealed codes are standard base64 (the alphabet with + and /).
 // Encoders here write it padded; decoders take it with or without padding,
 // but refuse line breaks, the URL-safe alphabet and non-zero trailing bits,
 // so one value has one spelling.
+//
+// # Sealed codes
+//
+// A code travels as an anonymous NaCl sealed box (nacl/box.SealAnonymous)
+// to the box's X25519 Identity, kept in one file of one line, "x25519 " and
+// the standard base64 of the 32-byte private key (mode 0600). Seal makes
+// one, OpenSealed and Identity.Open open one; any failure is ErrSealed and
+// tells nothing about the content.
 //
 // # Key files
 //
