@@ -34,6 +34,9 @@ var allowed = map[string][]string{
 	"cmd/democloud":      {"internal/democloud"},
 	"cmd/smartbench":     {"*"},
 	"cmd/smartboxd":      {"*"},
+
+	"internal/atomicfile": {},
+	"trust":               {"internal/atomicfile"},
 }
 
 type pkg struct {
