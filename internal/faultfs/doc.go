@@ -42,6 +42,8 @@
 //     are not supported (the latter two return an error to the caller).
 //   - flock and POSIX locks are not passed to the file system: the kernel
 //     keeps them for the mount, which is what one writing process needs.
+//   - It builds on linux/amd64 and linux/arm64 only: go-fuse does not build
+//     for 32-bit ARM.
 //   - Mounting needs root (or CAP_SYS_ADMIN) and /dev/fuse; it mounts with
 //     mount(2) directly, so no fusermount binary is needed.
 package faultfs
