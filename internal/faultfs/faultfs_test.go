@@ -573,3 +573,31 @@ func TestCutTwice(t *testing.T) {
 		t.Errorf("unmount after cut: %v, want ErrCut", err)
 	}
 }
+
+// TestCutWithFileOpen checks that a cut goes ahead while a file is still
+// open on the mount, and that the open file can change nothing after it.
+func TestCutWithFileOpen(t *testing.T) {
+	f, backing, mnt := mountT(t, Options{}, func(b string) {
+		writeFile(t, filepath.Join(b, "f"), []byte("old"))
+	})
+	fl, err := os.OpenFile(filepath.Join(mnt, "f"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if _, err := fl.WriteAt([]byte("new"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CutPower(false); err != nil {
+		t.Fatalf("cut: %v", err)
+	}
+	if _, err := fl.WriteAt([]byte("late"), 0); err == nil {
+		t.Error("write after the cut succeeded")
+	}
+	if err := fl.Sync(); err == nil {
+		t.Error("fsync after the cut succeeded")
+	}
+	if got := readOr(t, filepath.Join(backing, "f")); got != "old" {
+		t.Errorf("after cut: %q, want %q", got, "old")
+	}
+}
