@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"store":              {"contract"},
 	"internal/weekly":    {},
 	"offline":            {},
+	"internal/faultfs":   {},
 	"locks":              {},
 	"fob":                {"internal/wiegand"},
 	"keypad":             {"internal/wiegand"},
