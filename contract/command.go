@@ -48,6 +48,10 @@ type Command struct {
 	Type      string
 	Data      json.RawMessage // the data object, nil when absent or null
 	ExpiresAt *time.Time
+	// BoxID and Counter are the members a signed command's payload adds
+	// (§7): the box it is for and the signer's counter; "" and 0 when absent.
+	BoxID   string
+	Counter uint64
 }
 
 // Reply answers one command. Result is the encoded result of an OK reply.
@@ -122,21 +126,24 @@ func DecodeReply(raw []byte) (Reply, error) {
 const TypeSnapshot = "sync.snapshot"
 
 // ParseCommand reads a command envelope strictly, within lim (zero fields
-// take the defaults). On failure it returns a cmd.invalid error and whatever
+// take the defaults). It reads the payload of a signed command too, with
+// its box_id and counter; checking them is the box's. On failure it returns a cmd.invalid error and whatever
 // id could be read ("" if none).
 func ParseCommand(payload []byte, lim Limits) (Command, error) {
 	lim = lim.withDefaults()
 	if len(payload) > lim.MaxSnapshotPayload {
-		return Command{ID: peekID(payload)}, payloadTooLarge(len(payload), lim.MaxSnapshotPayload)
+		return Command{ID: PeekID(payload)}, payloadTooLarge(len(payload), lim.MaxSnapshotPayload)
 	}
 	var env struct {
 		ID        *string         `json:"id"`
 		Type      *string         `json:"type"`
 		Data      json.RawMessage `json:"data"`
 		ExpiresAt *string         `json:"expires_at"`
+		BoxID     *string         `json:"box_id"`
+		Counter   *uint64         `json:"counter"`
 	}
 	if err := DecodeStrict(payload, &env); err != nil {
-		return Command{ID: peekID(payload)}, Errorf(CodeCmdInvalid, "%v", err)
+		return Command{ID: PeekID(payload)}, Errorf(CodeCmdInvalid, "%v", err)
 	}
 	cmd := Command{}
 	if env.ID != nil {
@@ -159,6 +166,15 @@ func ParseCommand(payload []byte, lim Limits) (Command, error) {
 			return cmd, Errorf(CodeCmdInvalid, "data: must be an object")
 		}
 		cmd.Data = d
+	}
+	if env.BoxID != nil {
+		cmd.BoxID = *env.BoxID
+	}
+	if env.Counter != nil {
+		if *env.Counter == 0 {
+			return cmd, Errorf(CodeCmdInvalid, "counter: must be 1 or more")
+		}
+		cmd.Counter = *env.Counter
 	}
 	if env.ExpiresAt != nil {
 		t, err := time.Parse(time.RFC3339, *env.ExpiresAt)
@@ -209,10 +225,10 @@ type skipValue struct{}
 
 func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
-// peekID reads the top-level "id" string of a payload that is not a valid
-// command, for its reply. It returns "" when none can be read before
+// PeekID reads the top-level "id" string of a payload that is not a valid
+// command (or not yet verified), for its reply. It returns "" when none can be read before
 // something goes wrong, and for an id longer than MaxIDLen.
-func peekID(payload []byte) string {
+func PeekID(payload []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return ""

@@ -76,6 +76,18 @@ const (
 	CodeDeviceStarting   = "device.starting"
 )
 
+// The trust codes of §7: a command the box will not obey, and codes that
+// must not cross the broker in plain text.
+const (
+	CodeCmdUnauthenticated = "cmd.unauthenticated" // not a JWS, an unknown kid, or a bad signature
+	CodeCmdWrongBox        = "cmd.wrong_box"       // signed for another box
+	CodeCmdForbidden       = "cmd.forbidden"       // a type the key's roles do not allow
+	CodeCmdReplayed        = "cmd.replayed"        // a counter seen before, or too far below the highest
+	CodeCodePlaintext      = "code.plaintext"      // a plain code while seal_codes is on
+	CodeCodeSealedInvalid  = "code.sealed.invalid" // a sealed code that does not open
+	CodeKeyCodeRequired    = "key.code.required"   // a virtual key without a sealed key code while seal_codes is on
+)
+
 // The reasons of code.rejected events (some are seed codes above too).
 const (
 	CodeKeypadLockedOut     = "keypad.locked_out"

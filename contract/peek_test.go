@@ -22,7 +22,7 @@ func TestPeekID(t *testing.T) {
 		{`{"id":"d","id":"e"}`, "e"},
 	} {
 		t.Run(tc.in[:min(len(tc.in), 30)], func(t *testing.T) {
-			if id := peekID([]byte(tc.in)); id != tc.id {
+			if id := PeekID([]byte(tc.in)); id != tc.id {
 				t.Errorf("peek = %q; want %q", id, tc.id)
 			}
 		})
@@ -34,7 +34,7 @@ func FuzzPeekID(f *testing.F) {
 	f.Add([]byte(`{"id":"a","type":1}`))
 	f.Add([]byte(`{"id":"a"`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		id := peekID(payload)
+		id := PeekID(payload)
 		if len(id) > MaxIDLen {
 			t.Fatalf("id of %d bytes", len(id))
 		}

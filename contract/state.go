@@ -14,6 +14,10 @@ type State struct {
 	Clock       ClockState  `json:"clock"`
 	Settings    Settings    `json:"settings"`
 	Store       StoreState  `json:"store"`
+	// AcksRefused counts the event acks the box ignored since it started:
+	// with trust on, every ack that is not a JWS of an admin or ack key
+	// for this box (§7).
+	AcksRefused uint64 `json:"acks_refused"`
 }
 
 // Bin states, lock states and door states of BinState.

@@ -10,9 +10,12 @@ import (
 // Status is the payload of P/status. The last will carries no At: it is
 // written when the connection is made, not when it is lost.
 type Status struct {
-	Online  bool       `json:"online"`
-	Version string     `json:"version"`
-	BootID  string     `json:"boot_id"`
+	Online  bool   `json:"online"`
+	Version string `json:"version"`
+	BootID  string `json:"boot_id"`
+	// SealKey is the box's X25519 public key, base64, that codes are
+	// sealed to (§7).
+	SealKey string     `json:"seal_key,omitempty"`
 	At      *time.Time `json:"at,omitempty"`
 }
 
@@ -62,4 +65,23 @@ func TopicsFor(prefix, box string) Topics {
 		Cmd:    p + "/cmd",
 		Reply:  p + "/cmd/reply",
 	}
+}
+
+// ParseSignedAck reads the payload of a signed event ack (§7),
+// {"box_id":..,"seq":N}, strictly: both members, nothing else.
+func ParseSignedAck(payload []byte) (boxID string, seq uint64, err error) {
+	if len(payload) > MaxAckPayload {
+		return "", 0, fmt.Errorf("%w: %d bytes", ErrBadAck, len(payload))
+	}
+	var a struct {
+		BoxID *string `json:"box_id"`
+		Seq   *uint64 `json:"seq"`
+	}
+	if err := DecodeStrict(payload, &a); err != nil {
+		return "", 0, fmt.Errorf("%w: %v", ErrBadAck, err)
+	}
+	if a.BoxID == nil || a.Seq == nil {
+		return "", 0, fmt.Errorf("%w: box_id and seq are required", ErrBadAck)
+	}
+	return *a.BoxID, *a.Seq, nil
 }

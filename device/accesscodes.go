@@ -164,6 +164,7 @@ func (b *Box) runSchedule() {
 type accessCodeData struct {
 	AccessCodeID *string    `json:"access_code_id"`
 	Code         *string    `json:"code"`
+	CodeSealed   *string    `json:"code_sealed"`
 	Name         *string    `json:"name"`
 	Type         *string    `json:"type"`
 	StartsAt     *time.Time `json:"starts_at"`
@@ -190,6 +191,11 @@ func (e txACEnv) keyExists(id string) (bool, error) {
 // buildAccessCode validates d against old (nil for a new code) and returns
 // the record to write, its status set for now.
 func (b *Box) buildAccessCode(d accessCodeData, old *store.AccessCode, env acEnv, now time.Time) (*store.AccessCode, error) {
+	code, err := b.openCode(d.Code, d.CodeSealed, "code")
+	if err != nil {
+		return nil, err
+	}
+	d.Code, d.CodeSealed = code, nil
 	bad := func(format string, args ...any) (*store.AccessCode, error) {
 		return nil, contract.Errorf(contract.CodeAccessCodeInvalid, format, args...)
 	}

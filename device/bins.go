@@ -95,6 +95,7 @@ func (b *Box) stateDoc(tx *store.Tx, now time.Time) (contract.State, error) {
 	}
 	b.mu.Unlock()
 	s.Store = b.storeState()
+	s.AcksRefused = b.acksRefused.Load()
 	s.Keys = tx.KeyCount()
 	s.AccessCodes = tx.AccessCodeCount()
 	o := tx.OutboxStats()

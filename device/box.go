@@ -66,6 +66,12 @@ type Config struct {
 
 	MaxAccessCodes int
 
+	// Limits bound the command payloads Receive reads; zero fields take
+	// the contract's defaults.
+	Limits contract.Limits
+	// Trust says whom the box obeys; the zero value trusts the broker.
+	Trust Trust
+
 	Store    Store
 	Locks    Locker
 	Feedback Feedback
@@ -95,9 +101,10 @@ type Box struct {
 	console  lockout
 	started  bool
 
-	version  atomic.Uint64
-	changed  chan struct{}
-	appended chan struct{}
+	version     atomic.Uint64
+	acksRefused atomic.Uint64
+	changed     chan struct{}
+	appended    chan struct{}
 
 	schedTimer *timer
 

@@ -58,27 +58,47 @@ func failed(id string, err error) (a answer, keep bool) {
 	return answer{reply: r, stored: r.Encode()}, true
 }
 
-// Execute runs a command on the decision loop and returns its reply. A
+// Execute runs a command on the decision loop, as a trusted caller's, and
+// returns its reply; commands from the cloud come in through Receive. A
 // command id seen before gets the stored reply again and has no second
 // effect; the reply is stored in the same transaction as the effect.
 func (b *Box) Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error) {
 	var r contract.Reply
-	if err := b.call(ctx, func() { r = b.execute(cmd) }); err != nil {
+	if err := b.call(ctx, func() { r = b.execute(cmd, origin{}) }); err != nil {
 		return contract.Reply{}, err
 	}
 	return r, nil
 }
 
-func (b *Box) execute(cmd contract.Command) contract.Reply {
+// execute runs cmd from its origin. A signed command's counter is checked
+// after the idempotency table (a retransmission gets its reply) and
+// recorded with the command's effect, or with its kept reply.
+func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
 	var prior []byte
 	var seen bool
-	if err := b.st.View(func(tx *store.Tx) error { prior, seen = tx.Reply(cmd.ID); return nil }); err != nil {
+	var replayed error
+	if err := b.st.View(func(tx *store.Tx) error {
+		if prior, seen = tx.Reply(cmd.ID); seen || from.kid == "" {
+			return nil
+		}
+		w, err := window(tx, from)
+		if err != nil {
+			return err
+		}
+		if w.Check(from.counter) != nil {
+			replayed = errReplayed(from)
+		}
+		return nil
+	}); err != nil {
 		return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeStoreUnavailable, "%v", err))
 	}
 	if seen {
 		if r, err := contract.DecodeReply(prior); err == nil {
 			return r
 		}
+	}
+	if replayed != nil {
+		return contract.ErrorReply(cmd.ID, replayed)
 	}
 	h := handlers[cmd.Type]
 	var fail error
@@ -88,12 +108,15 @@ func (b *Box) execute(cmd contract.Command) contract.Reply {
 	case h == nil:
 		fail = contract.Errorf(contract.CodeCmdUnknown, "unknown command type %q", cmd.Type)
 	case readOnly[cmd.Type]:
-		return b.executeReadOnly(cmd, h)
+		return b.executeReadOnly(cmd, from, h)
 	default:
 		var a answer
 		fail = b.txn(func(c *txc) error {
 			var err error
 			if a, err = run(b, h, c, cmd); err != nil {
+				return err
+			}
+			if err := markCounter(c.tx, from); err != nil {
 				return err
 			}
 			return c.tx.PutReply(cmd.ID, a.stored)
@@ -104,7 +127,7 @@ func (b *Box) execute(cmd contract.Command) contract.Reply {
 	}
 	a, keep := failed(cmd.ID, fail)
 	if keep {
-		if err := b.st.Update(func(tx *store.Tx) error { return tx.PutReply(cmd.ID, a.stored) }); err != nil {
+		if err := b.st.Update(func(tx *store.Tx) error { return keepReply(tx, cmd.ID, a.stored, from) }); err != nil {
 			b.log.Error("store reply failed", "err", err)
 		}
 	}
@@ -113,7 +136,7 @@ func (b *Box) execute(cmd contract.Command) contract.Reply {
 
 // executeReadOnly answers a read-only command and keeps its reply for a
 // repeated id when it can.
-func (b *Box) executeReadOnly(cmd contract.Command, h handler) contract.Reply {
+func (b *Box) executeReadOnly(cmd contract.Command, from origin, h handler) contract.Reply {
 	var a answer
 	err := b.st.View(func(tx *store.Tx) error {
 		var err error
@@ -126,8 +149,16 @@ func (b *Box) executeReadOnly(cmd contract.Command, h handler) contract.Reply {
 			return a.reply
 		}
 	}
-	if err := b.commit(func(tx *store.Tx) error { return tx.PutReply(cmd.ID, a.stored) }); err != nil {
+	if err := b.commit(func(tx *store.Tx) error { return keepReply(tx, cmd.ID, a.stored, from) }); err != nil {
 		b.log.Warn("reply not kept for a repeated id", "id", cmd.ID, "err", err)
 	}
 	return a.reply
+}
+
+// keepReply stores a command's reply without an effect, and its counter.
+func keepReply(tx *store.Tx, id string, reply []byte, from origin) error {
+	if err := markCounter(tx, from); err != nil {
+		return err
+	}
+	return tx.PutReply(id, reply)
 }

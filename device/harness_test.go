@@ -57,6 +57,7 @@ type harness struct {
 	done   chan error
 	cmdN   int
 	tweak  func(*Config)
+	noSync bool // open the store without fsync (tests of many commands)
 }
 
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
@@ -96,7 +97,7 @@ func (h *harness) config() Config {
 
 func (h *harness) start() {
 	h.t.Helper()
-	db, err := store.Open(h.dir, store.Options{BoxID: "box-test"})
+	db, err := store.Open(h.dir, store.Options{BoxID: "box-test", NoSync: h.noSync})
 	if err != nil {
 		h.t.Fatalf("open store: %v", err)
 	}

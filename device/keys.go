@@ -14,15 +14,16 @@ import (
 
 // keyData is key.upsert's data; absent fields keep their value on update.
 type keyData struct {
-	KeyID        *string `json:"key_id"`
-	Name         *string `json:"name"`
-	Description  *string `json:"description"`
-	SerialNumber *string `json:"serial_number"`
-	Notes        *string `json:"notes"`
-	PickupNote   *string `json:"pickup_note"`
-	Virtual      *bool   `json:"virtual"`
-	KeyCode      *string `json:"key_code"`
-	AnyLocation  *bool   `json:"any_location"`
+	KeyID         *string `json:"key_id"`
+	Name          *string `json:"name"`
+	Description   *string `json:"description"`
+	SerialNumber  *string `json:"serial_number"`
+	Notes         *string `json:"notes"`
+	PickupNote    *string `json:"pickup_note"`
+	Virtual       *bool   `json:"virtual"`
+	KeyCode       *string `json:"key_code"`
+	KeyCodeSealed *string `json:"key_code_sealed"`
+	AnyLocation   *bool   `json:"any_location"`
 }
 
 // ViewKey is k's public form.
@@ -97,6 +98,11 @@ func set[T any](dst *T, src *T) {
 // buildKey validates d against old (nil for a new key) and returns the
 // record to write and, when the box made a key code, that code.
 func (b *Box) buildKey(d keyData, old *store.Key, env keyEnv, now time.Time) (*store.Key, string, error) {
+	code, err := b.openCode(d.KeyCode, d.KeyCodeSealed, "key_code")
+	if err != nil {
+		return nil, "", err
+	}
+	d.KeyCode, d.KeyCodeSealed = code, nil
 	if d.KeyID == nil || strings.TrimSpace(*d.KeyID) == "" {
 		return nil, "", contract.Errorf(contract.CodeKeyRequired, "key_id is required")
 	}
@@ -168,6 +174,9 @@ func (b *Box) buildKey(d keyData, old *store.Key, env keyEnv, now time.Time) (*s
 				return nil, "", contract.Errorf(contract.CodeCodeTaken, "the code is taken")
 			}
 			k.CodeHash = h
+		case len(k.CodeHash) == 0 && b.cfg.Trust.SealCodes:
+			// A code the box made would cross the broker in plain text.
+			return nil, "", contract.Errorf(contract.CodeKeyCodeRequired, "a virtual key needs key_code_sealed while codes are sealed")
 		case len(k.CodeHash) == 0:
 			code, h, err := b.newKeyCode(env)
 			if err != nil {

@@ -116,7 +116,7 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 				// A snapshot record is whole: only what the box itself
 				// learnt carries over.
 				base = &store.Key{ID: old.ID, Fob: old.Fob, Bin: old.Bin, CreatedAt: old.CreatedAt}
-				if old.Virtual && kd.KeyCode == nil {
+				if old.Virtual && kd.KeyCode == nil && kd.KeyCodeSealed == nil {
 					base.CodeHash, base.Virtual = old.CodeHash, true
 				}
 				if kd.SerialNumber != nil && *kd.SerialNumber != "" || (kd.Virtual != nil && *kd.Virtual) {
@@ -150,7 +150,7 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 			continue
 		}
 		var old *store.AccessCode
-		if id != "" && ad.Code == nil {
+		if id != "" && ad.Code == nil && ad.CodeSealed == nil {
 			var err error
 			if old, err = c.tx.AccessCode(id); err != nil {
 				return nil, err

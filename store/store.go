@@ -76,10 +76,11 @@ var (
 	bucketHistory   = []byte("history")       // be64 seq -> Event (the last few)
 	bucketReplies   = []byte("replies")       // command id -> reply
 	bucketReplyLog  = []byte("replylog")      // be64 n -> command id
+	bucketCounters  = []byte("counters")      // signing key name -> replay window
 
 	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
-		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog}
+		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog, bucketCounters}
 )
 
 // Meta keys.

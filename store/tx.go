@@ -383,3 +383,18 @@ func (t *Tx) PutReply(id string, reply []byte) error {
 	}
 	return nil
 }
+
+// Counters returns the stored replay window of signing key kid (nil when
+// none): its counters are kept with the effects of the commands they
+// signed, in the same transaction.
+func (t *Tx) Counters(kid string) []byte {
+	return bytes.Clone(t.bucket(bucketCounters).Get([]byte(kid)))
+}
+
+// PutCounters stores the replay window of signing key kid.
+func (t *Tx) PutCounters(kid string, window []byte) error {
+	if err := t.bucket(bucketCounters).Put([]byte(kid), window); err != nil {
+		return fmt.Errorf("store: put counters: %w", err)
+	}
+	return nil
+}
