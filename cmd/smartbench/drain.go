@@ -145,7 +145,6 @@ func drainDaemon(ctx context.Context, work, url string, s *drainSetup, rep, inFl
 	link, err := mqttlink.New(mqttlink.Config{
 		Broker: url, TopicPrefix: prefix, BoxID: benchBoxID, Ack: def.Ack,
 		KeepAlive: time.Duration(def.KeepAliveS) * time.Second, InFlight: inFlight,
-		MaxPayload: def.MaxPayloadKB << 10, SnapshotMaxPayload: def.SnapshotMaxMB << 20,
 		Version: "bench", BootID: "bench", Logger: log,
 	}, b.box, db)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"smartboxd/console"
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/fob"
 	"smartboxd/internal/config"
@@ -27,8 +28,8 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"mqtt.ack", c.MQTT.Ack, mqttlink.AckCloud},
 		{"mqtt.keepalive_s", time.Duration(c.MQTT.KeepAliveS) * time.Second, mqttlink.DefaultKeepAlive},
 		{"mqtt.in_flight", c.MQTT.InFlight, mqttlink.DefaultInFlight},
-		{"mqtt.max_payload_kb", c.MQTT.MaxPayloadKB << 10, mqttlink.DefaultMaxPayload},
-		{"mqtt.snapshot_max_mb", c.MQTT.SnapshotMaxMB << 20, mqttlink.DefaultSnapshotMaxPayload},
+		{"mqtt.max_payload_kb", c.MQTT.MaxPayloadKB << 10, contract.DefaultMaxPayload},
+		{"mqtt.snapshot_max_mb", c.MQTT.SnapshotMaxMB << 20, contract.DefaultMaxSnapshotPayload},
 		{"console.idle_logout_s", time.Duration(c.Console.IdleLogoutS) * time.Second, console.DefaultIdleLogout},
 		{"keypad.star", c.Keypad.Star, keypad.DefaultWiegandStar},
 		{"keypad.hash", c.Keypad.Hash, keypad.DefaultWiegandHash},

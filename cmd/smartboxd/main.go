@@ -3,6 +3,8 @@
 //
 //	smartboxd -config FILE          run until SIGINT or SIGTERM
 //	smartboxd -config FILE -check   validate the config and exit
+//	smartboxd -config FILE identity print the box's seal_key (made on first use)
+//	smartboxd keygen -out FILE      make a command signing key pair
 //	smartboxd -version              print the version
 package main
 
@@ -48,6 +50,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "keygen" {
+		return keygenCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("smartboxd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the config file (YAML)")
@@ -84,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if rest := fs.Args(); len(rest) > 0 {
+		switch rest[0] {
+		case "identity":
+			return identityCommand(cfg, rest[1:], stdout)
+		}
 		return dbCommand(cfg, rest, stdout)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"smartboxd/console"
+	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/fob"
 	"smartboxd/internal/config"
@@ -72,6 +73,15 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	}
 	defer db.Close()
 
+	identity, err := loadIdentity(cfg)
+	if err != nil {
+		return err
+	}
+	trustCfg, err := boxTrust(cfg, identity)
+	if err != nil {
+		return err
+	}
+
 	var fb *keypad.Buzzer
 	if hw.buzzer != nil {
 		fb = keypad.NewBuzzer(hw.buzzer, clock, log.With("part", "buzzer"))
@@ -90,6 +100,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		RequireSync:     cfg.Clock.RequiresSync(),
 		Synced:          sysclock.Synced,
 		MaxAccessCodes:  cfg.Limits.MaxAccessCodes,
+		Limits:          contract.Limits{MaxPayload: cfg.MQTT.MaxPayloadKB << 10, MaxSnapshotPayload: cfg.MQTT.SnapshotMaxMB << 20},
+		Trust:           trustCfg,
 		Store:           db,
 		Locks:           bank,
 		Clock:           clock,
@@ -132,7 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 
 	var link *mqttlink.Link
 	if cfg.MQTT.Broker != "" {
-		if link, err = newLink(cfg, box, db, bootID, clock, log); err != nil {
+		if link, err = newLink(cfg, box, db, bootID, identity.Public(), clock, log); err != nil {
 			return err
 		}
 		comps = append(comps, component{"mqtt", link.Run})
@@ -230,7 +242,10 @@ func (s *lockSink) OpenFailed(bin int)             { s.box.OpenFailed(bin) }
 func (s *lockSink) DoorHeldOpen(bin int)           { s.box.DoorHeldOpen(bin) }
 func (s *lockSink) DoorForced(bin int)             { s.box.DoorForced(bin) }
 
-var _ locks.Sink = (*lockSink)(nil)
+var (
+	_ locks.Sink   = (*lockSink)(nil)
+	_ mqttlink.Box = (*device.Box)(nil)
+)
 
 func feedbackOrNil(b *keypad.Buzzer) keypad.Feedback {
 	if b == nil {
@@ -358,7 +373,7 @@ func reopenLoop(ctx context.Context, log *slog.Logger, port serial.Port, open fu
 	}
 }
 
-func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID string, clock clockwork.Clock, log *slog.Logger) (*mqttlink.Link, error) {
+func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey string, clock clockwork.Clock, log *slog.Logger) (*mqttlink.Link, error) {
 	m := cfg.MQTT
 	pw, err := m.Password()
 	if err != nil {
@@ -368,8 +383,7 @@ func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID string, c
 		Broker: m.Broker, TopicPrefix: m.TopicPrefix, BoxID: cfg.BoxID, ClientID: m.ClientID,
 		Username: m.Username, Password: pw, Ack: m.Ack,
 		KeepAlive: time.Duration(m.KeepAliveS) * time.Second, InFlight: m.InFlight,
-		MaxPayload: m.MaxPayloadKB << 10, SnapshotMaxPayload: m.SnapshotMaxMB << 20,
-		Version: version, BootID: bootID, Clock: clock, Logger: log.With("part", "mqtt"),
+		Version: version, BootID: bootID, SealKey: sealKey, Clock: clock, Logger: log.With("part", "mqtt"),
 	}
 	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
 		if lc.TLS, err = mqttlink.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile); err != nil {

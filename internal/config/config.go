@@ -22,6 +22,25 @@ type Config struct {
 	Outbox   Outbox   `yaml:"outbox"`
 	Limits   Limits   `yaml:"limits"`
 	Log      Log      `yaml:"log"`
+	Trust    Trust    `yaml:"trust"`
+}
+
+// Trust says whom the box obeys (contract §7).
+type Trust struct {
+	// Keys are the keys whose signed commands the box obeys; none: the
+	// broker is trusted.
+	Keys []TrustKey `yaml:"keys"`
+	// SealCodes refuses codes in plain text.
+	SealCodes bool `yaml:"seal_codes"`
+	// ReleaseKeys may sign firmware (contract §11): base64 Ed25519 keys.
+	ReleaseKeys []string `yaml:"release_keys"`
+}
+
+// TrustKey is one command signing key.
+type TrustKey struct {
+	Name    string   `yaml:"name"`
+	Ed25519 string   `yaml:"ed25519"` // base64 of the 32-byte public key
+	Roles   []string `yaml:"roles"`   // admin | provision | open | ack | firmware
 }
 
 // MQTT is the cloud link.

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"smartboxd/trust"
 	"strconv"
 	"strings"
 	"unicode"
@@ -138,7 +140,64 @@ func (c *Config) check() []Problem {
 	c.checkReaders(v)
 	c.checkKeypad(v)
 	c.checkNumbers(v)
+	c.checkTrust(v)
 	return v.problems
+}
+
+// checkTrust checks the signing keys: each named once, a valid Ed25519
+// public key, known roles.
+func (c *Config) checkTrust(v *checker) {
+	names := map[string]int{}
+	for i, k := range c.Trust.Keys {
+		f := fmt.Sprintf("trust.keys[%d]", i)
+		switch {
+		case k.Name == "":
+			v.add(f+".name", "required")
+		case !boxIDPattern.MatchString(k.Name):
+			v.add(f+".name", "must be 1 to 64 of A-Z, a-z, 0-9, _ and -")
+		default:
+			if j, dup := names[k.Name]; dup {
+				v.add(f+".name", "%q is also the name of trust.keys[%d]", k.Name, j)
+			} else {
+				names[k.Name] = i
+			}
+		}
+		if k.Ed25519 == "" {
+			v.add(f+".ed25519", "required: the base64 of the key's 32-byte public key")
+		} else if _, err := trust.ParsePublicKey(k.Ed25519); err != nil {
+			v.add(f+".ed25519", "%s", keyReason(err))
+		}
+		if len(k.Roles) == 0 {
+			v.add(f+".roles", "required: one or more of %s", roleList())
+		}
+		for j, r := range k.Roles {
+			if _, err := trust.ParseRole(r); err != nil {
+				v.add(fmt.Sprintf("%s.roles[%d]", f, j), "unknown role %q, want one of %s", r, roleList())
+			}
+		}
+	}
+	for i, k := range c.Trust.ReleaseKeys {
+		if _, err := trust.ParsePublicKey(k); err != nil {
+			v.add(fmt.Sprintf("trust.release_keys[%d]", i), "%s", keyReason(err))
+		}
+	}
+}
+
+// keyReason is a key error's reason without the package prefix.
+func keyReason(err error) string {
+	var ke *trust.KeyError
+	if errors.As(err, &ke) {
+		return ke.Reason
+	}
+	return err.Error()
+}
+
+func roleList() string {
+	names := make([]string, len(trust.Roles))
+	for i, r := range trust.Roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (c *Config) checkMQTT(v *checker) {

@@ -6,11 +6,16 @@ package democloud
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"smartboxd/contract"
+	"smartboxd/trust"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +26,21 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
+
+// DemoKeyName is the name (kid) of the demo cloud's signing key, and
+// DemoPublicKey its public key, as configs/sim.yaml lists it.
+const (
+	DemoKeyName   = "demo-cloud"
+	DemoPublicKey = "edrlt9e1b2VY/5eAwzfoKhIXpPc59XjpUM+Ku1/OuvU="
+)
+
+// demoKey is the demo cloud's signing key. It is derived from a published
+// phrase: it signs for the simulated demo box only, and no real box may
+// list its public key.
+func demoKey() ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("smartbox demo cloud signing key: for the simulated demo box only"))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
 
 // Config says where to listen and which box to serve.
 type Config struct {
@@ -54,6 +74,10 @@ type Cloud struct {
 	acked  uint64
 	work   chan func()
 	online bool
+	key    ed25519.PrivateKey
+	// counter is the last counter signed; it starts at the time in
+	// milliseconds so that it keeps rising across restarts of the cloud.
+	counter uint64
 }
 
 // Start starts the broker and the cloud client on it.
@@ -71,7 +95,8 @@ func Start(cfg Config) (*Cloud, error) {
 	if err := srv.Serve(); err != nil {
 		return nil, err
 	}
-	c := &Cloud{cfg: cfg, srv: srv, topics: contract.TopicsFor(cfg.Prefix, cfg.BoxID), work: make(chan func(), 4096)}
+	c := &Cloud{cfg: cfg, srv: srv, topics: contract.TopicsFor(cfg.Prefix, cfg.BoxID), work: make(chan func(), 4096),
+		key: demoKey(), counter: uint64(time.Now().UnixMilli())}
 	go c.loop()
 	subs := []struct {
 		topic string
@@ -128,11 +153,40 @@ func (c *Cloud) printf(format string, args ...any) {
 	fmt.Fprintf(c.cfg.Out, time.Now().Format("15:04:05")+" "+format+"\n", args...)
 }
 
-func (c *Cloud) publish(topic string, v any) {
-	raw, _ := json.Marshal(v)
+func (c *Cloud) publishRaw(topic string, raw []byte) {
 	if err := c.srv.Publish(topic, raw, false, 1); err != nil {
 		c.printf("cloud   publish %s: %v", topic, err)
 	}
+}
+
+// sign makes the JWS of payload with the demo key.
+func (c *Cloud) sign(payload map[string]any) []byte {
+	raw, _ := json.Marshal(payload)
+	return []byte(trust.Sign(c.key, DemoKeyName, raw))
+}
+
+// send signs a command for the box, with its box_id and the next counter,
+// after sealing its codes to the box's seal_key (when it has one).
+func (c *Cloud) send(cmd map[string]any, sealTo *[32]byte) {
+	out := maps.Clone(cmd)
+	if data, ok := cmd["data"].(map[string]any); ok && sealTo != nil {
+		data = maps.Clone(data)
+		for _, field := range []string{"code", "key_code"} {
+			if plain, ok := data[field].(string); ok {
+				sealed, err := trust.Seal(sealTo, []byte(plain))
+				if err != nil {
+					c.printf("cloud   seal %s: %v", field, err)
+					return
+				}
+				delete(data, field)
+				data[field+"_sealed"] = sealed
+			}
+		}
+		out["data"] = data
+	}
+	c.counter++
+	out["box_id"], out["counter"] = c.cfg.BoxID, c.counter
+	c.publishRaw(c.topics.Cmd, c.sign(out))
 }
 
 func (c *Cloud) onStatus(payload []byte) {
@@ -150,9 +204,15 @@ func (c *Cloud) onStatus(payload []byte) {
 	}
 	c.printf("box     %s online (version %s)", c.cfg.BoxID, st.Version)
 	if c.cfg.Provision {
-		c.printf("cloud   provisioning %d commands", len(Provisioning))
+		var sealTo *[32]byte
+		if pub, err := base64.StdEncoding.DecodeString(st.SealKey); err == nil && len(pub) == 32 {
+			sealTo = (*[32]byte)(pub)
+		} else {
+			c.printf("cloud   the box publishes no seal_key: codes go in plain text")
+		}
+		c.printf("cloud   provisioning %d commands, signed by %s, codes sealed", len(Provisioning), DemoKeyName)
 		for _, cmd := range Provisioning {
-			c.publish(c.topics.Cmd, cmd)
+			c.send(cmd, sealTo)
 		}
 	}
 }
@@ -170,7 +230,7 @@ func (c *Cloud) onEvent(payload []byte) {
 	}
 	ack := c.acked
 	c.mu.Unlock()
-	c.publish(c.topics.Ack, map[string]uint64{"seq": ack})
+	c.publishRaw(c.topics.Ack, c.sign(map[string]any{"box_id": c.cfg.BoxID, "seq": ack}))
 }
 
 func (c *Cloud) onReply(payload []byte) {

@@ -40,19 +40,14 @@ func (l *Link) serveCommands(ctx context.Context) {
 // handle turns one payload into its reply. An error means the box did not
 // run the command (it is stopping) and nothing should be answered.
 func (l *Link) handle(ctx context.Context, payload []byte) (contract.Reply, error) {
-	cmd, err := contract.ParseCommand(payload, l.limits)
-	if err != nil {
-		l.log.Warn("mqtt command refused: not a valid command", "id", cmd.ID, "bytes", len(payload), "err", err)
-		return contract.ErrorReply(cmd.ID, err), nil
-	}
-	reply, err := l.box.Execute(ctx, cmd)
+	reply, err := l.box.Receive(ctx, payload)
 	if err != nil {
 		return contract.Reply{}, err
 	}
 	if reply.OK {
-		l.log.Info("mqtt command done", "id", cmd.ID, "type", cmd.Type)
+		l.log.Info("mqtt command done", "id", reply.ID)
 	} else if reply.Error != nil {
-		l.log.Info("mqtt command failed", "id", cmd.ID, "type", cmd.Type, "code", reply.Error.Code)
+		l.log.Info("mqtt command refused", "id", reply.ID, "bytes", len(payload), "code", reply.Error.Code)
 	}
 	return reply, nil
 }

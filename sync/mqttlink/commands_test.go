@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"smartboxd/contract"
+	"smartboxd/device"
 	"smartboxd/internal/mqtttest"
 )
 
@@ -137,9 +139,9 @@ func TestDuplicateCommand(t *testing.T) {
 func TestLargeSnapshot(t *testing.T) {
 	t.Parallel()
 	br := mqtttest.Start(t)
-	b := startBox(t, t.TempDir())
+	b := startBox(t, t.TempDir(), func(c *device.Config) { c.Limits.MaxSnapshotPayload = 1 << 20 })
 	cc := newCloudCmd(t, br.URL())
-	startLink(t, b, br.URL(), func(c *Config) { c.SnapshotMaxPayload = 1 << 20 }).waitSubscribed(1)
+	startLink(t, b, br.URL()).waitSubscribed(1)
 
 	const n = 5000
 	codes := make([]any, n)
@@ -149,7 +151,7 @@ func TestLargeSnapshot(t *testing.T) {
 	}
 	payload, _ := json.Marshal(map[string]any{"id": "snap", "type": "sync.snapshot", "data": map[string]any{
 		"version": "v1", "keys": []any{map[string]any{"key_id": "k", "name": "k"}}, "access_codes": codes}})
-	if len(payload) <= DefaultMaxPayload || len(payload) > 1<<20 {
+	if len(payload) <= contract.DefaultMaxPayload || len(payload) > 1<<20 {
 		t.Fatalf("the snapshot is only %d bytes", len(payload))
 	}
 	r := cc.send(t, payload)

@@ -59,18 +59,22 @@ type testBox struct {
 
 // startBox opens the store in dir and runs a box on it until the test ends
 // or stop is called.
-func startBox(t testing.TB, dir string) *testBox {
+func startBox(t testing.TB, dir string, tweak ...func(*device.Config)) *testBox {
 	t.Helper()
 	db, err := store.Open(dir, store.Options{BoxID: testBoxID, NoSync: true})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	b := &testBox{t: t, dir: dir, db: db, locks: &fakeLocks{}}
-	b.box, err = device.New(device.Config{
+	cfg := device.Config{
 		BoxID: testBoxID, Version: "test", BootID: "boot",
 		Bins:  []device.BinSpec{{ID: 1}, {ID: 2}, {ID: 3}},
 		Store: db, Locks: b.locks,
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	b.box, err = device.New(cfg)
 	if err != nil {
 		db.Close()
 		t.Fatalf("new box: %v", err)
@@ -435,17 +439,18 @@ func (p *proxy) Cut() {
 	p.wg.Wait()
 }
 
-// gatedBox is a box whose Execute of a bin.open waits for the test to
+// gatedBox is a box whose Receive of a bin.open waits for the test to
 // open the gate.
 type gatedBox struct {
 	*device.Box
-	entered chan string // the id of each bin.open that reached Execute
+	entered chan string // the id of each bin.open that reached Receive
 	gate    chan struct{}
 }
 
-func (g *gatedBox) Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error) {
-	if cmd.Type != "bin.open" {
-		return g.Box.Execute(ctx, cmd)
+func (g *gatedBox) Receive(ctx context.Context, payload []byte) (contract.Reply, error) {
+	cmd, err := contract.ParseCommand(payload, contract.DefaultLimits)
+	if err != nil || cmd.Type != "bin.open" {
+		return g.Box.Receive(ctx, payload)
 	}
 	g.entered <- cmd.ID
 	select {
@@ -453,5 +458,5 @@ func (g *gatedBox) Execute(ctx context.Context, cmd contract.Command) (contract.
 	case <-ctx.Done():
 		return contract.Reply{}, ctx.Err()
 	}
-	return g.Box.Execute(ctx, cmd)
+	return g.Box.Receive(ctx, payload)
 }

@@ -1,7 +1,6 @@
 package mqttlink
 
 import (
-	"smartboxd/contract"
 	"sync"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -47,6 +46,8 @@ func (c *cmdQueue) pop() (mqtt.Message, bool) {
 // ackInbox keeps the highest event ack received and counts malformed ones.
 // Acks are cumulative, so only the highest matters.
 type ackInbox struct {
+	read func(payload []byte) (uint64, error) // the box's ReadAck
+
 	mu   sync.Mutex
 	seq  uint64
 	has  bool
@@ -55,10 +56,15 @@ type ackInbox struct {
 	sig  chan struct{}
 }
 
-func (a *ackInbox) init() { a.sig = make(chan struct{}, 1) }
+func (a *ackInbox) init(read func([]byte) (uint64, error)) {
+	a.read = read
+	a.sig = make(chan struct{}, 1)
+}
 
 func (a *ackInbox) add(payload []byte) {
-	seq, err := contract.ParseAck(payload)
+	// A signed ack is verified here, on paho's goroutine: a short
+	// computation, no wait.
+	seq, err := a.read(payload)
 	a.mu.Lock()
 	if err != nil {
 		a.bad++

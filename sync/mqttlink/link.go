@@ -23,9 +23,13 @@ import (
 
 // Box is what the link needs of the box. *device.Box implements it.
 type Box interface {
-	// Execute runs a command and returns its reply; a command id seen
-	// before gets the stored reply.
-	Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error)
+	// Receive reads, checks and runs one command payload and returns the
+	// reply to publish; an error means it did not run (the box is
+	// stopping) and nothing is answered. A command id seen before gets the
+	// stored reply.
+	Receive(ctx context.Context, payload []byte) (contract.Reply, error)
+	// ReadAck reads an event ack payload into its seq.
+	ReadAck(payload []byte) (uint64, error)
 	// State builds the state document.
 	State() (contract.State, error)
 	// Changed signals (coalesced) that the state document changed.
@@ -60,14 +64,12 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultTopicPrefix        = contract.DefaultTopicPrefix
-	DefaultKeepAlive          = 30 * time.Second
-	DefaultInFlight           = 512
-	DefaultMaxPayload         = contract.DefaultMaxPayload
-	DefaultSnapshotMaxPayload = contract.DefaultMaxSnapshotPayload
-	DefaultAckTimeout         = 60 * time.Second
-	DefaultStateInterval      = 200 * time.Millisecond
-	DefaultRetryInterval      = 10 * time.Second
+	DefaultTopicPrefix   = contract.DefaultTopicPrefix
+	DefaultKeepAlive     = 30 * time.Second
+	DefaultInFlight      = 512
+	DefaultAckTimeout    = 60 * time.Second
+	DefaultStateInterval = 200 * time.Millisecond
+	DefaultRetryInterval = 10 * time.Second
 
 	// MaxReconnectInterval is the longest wait between two reconnect
 	// attempts.
@@ -117,12 +119,6 @@ type Config struct {
 	KeepAlive time.Duration
 	// InFlight bounds the events published and not yet acked; default 512.
 	InFlight int
-	// MaxPayload is the largest command payload taken, in bytes; default
-	// contract.DefaultMaxPayload (256 KiB).
-	MaxPayload int
-	// SnapshotMaxPayload is the largest sync.snapshot payload taken;
-	// default contract.DefaultMaxSnapshotPayload (64 MiB).
-	SnapshotMaxPayload int
 	// AckTimeout is how long the link waits, connected, for an ack before
 	// it publishes the unacked events again; default 60 s.
 	AckTimeout time.Duration
@@ -136,6 +132,7 @@ type Config struct {
 
 	Version string // published in the status
 	BootID  string // published in the status
+	SealKey string // published in the status: the box's X25519 public key
 
 	Clock  clockwork.Clock // default the real clock
 	Logger *slog.Logger    // default discards
@@ -162,7 +159,6 @@ type Link struct {
 	clock      clockwork.Clock
 	log        *slog.Logger
 	topics     contract.Topics
-	limits     contract.Limits
 	broker     string // redacted, for logs and Stats
 	pahoBroker string
 	overTLS    bool // the broker URL is a TLS one
@@ -243,13 +239,6 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = DefaultInFlight
 	}
-	if cfg.MaxPayload <= 0 {
-		cfg.MaxPayload = DefaultMaxPayload
-	}
-	if cfg.SnapshotMaxPayload <= 0 {
-		cfg.SnapshotMaxPayload = DefaultSnapshotMaxPayload
-	}
-	cfg.SnapshotMaxPayload = max(cfg.SnapshotMaxPayload, cfg.MaxPayload)
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
@@ -263,7 +252,6 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 		clock:   cfg.Clock,
 		log:     cfg.Logger,
 		topics:  contract.TopicsFor(cfg.TopicPrefix, cfg.BoxID),
-		limits:  contract.Limits{MaxPayload: cfg.MaxPayload, MaxSnapshotPayload: cfg.SnapshotMaxPayload},
 		broker:  u.Redacted(),
 		connSig: make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -275,7 +263,7 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 	l.pahoBroker = pu.String()
 	l.overTLS = tlsSchemes[u.Scheme]
 	l.cmds.init()
-	l.acks.init()
+	l.acks.init(box.ReadAck)
 	l.pubacks.init()
 	l.stats.Broker = l.broker
 	return l, nil

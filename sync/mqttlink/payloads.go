@@ -21,7 +21,7 @@ func eventSeq(payload []byte) uint64 {
 // statusPayload encodes a status; at is nil for the last will, which is
 // written when the connection is made, not when it is lost.
 func (l *Link) statusPayload(online bool, at *time.Time) []byte {
-	s := contract.Status{Online: online, Version: l.cfg.Version, BootID: l.cfg.BootID}
+	s := contract.Status{Online: online, Version: l.cfg.Version, BootID: l.cfg.BootID, SealKey: l.cfg.SealKey}
 	if at != nil {
 		t := at.UTC().Truncate(time.Millisecond)
 		s.At = &t

@@ -87,7 +87,7 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 	c := l.cfg
 	if c.TopicPrefix != "smartbox" || c.ClientID != "box-1" || c.Ack != AckCloud || c.InFlight != DefaultInFlight ||
-		c.MaxPayload != DefaultMaxPayload || c.SnapshotMaxPayload != DefaultSnapshotMaxPayload || c.KeepAlive != DefaultKeepAlive {
+		c.KeepAlive != DefaultKeepAlive {
 		t.Errorf("defaults %+v", c)
 	}
 	if s := l.Stats(); strings.Contains(s.Broker, "secret") || s.Connected {
