@@ -414,7 +414,15 @@ func TestExampleShowsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// rows: [] and an absent rows mean the same.
+	// keys: [] and absent keys mean the same, as do rows: [] and absent rows.
+	for _, tr := range []*Trust{&example.Trust, &minimal.Trust} {
+		if len(tr.Keys) == 0 {
+			tr.Keys = nil
+		}
+		if len(tr.ReleaseKeys) == 0 {
+			tr.ReleaseKeys = nil
+		}
+	}
 	for _, k := range []*Keypad{&example.Keypad, &minimal.Keypad} {
 		if len(k.Rows) == 0 {
 			k.Rows = nil
