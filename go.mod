@@ -26,6 +26,7 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
+	periph.io/x/devices/v3 v3.7.4 // indirect
 )
 
 tool honnef.co/go/tools/cmd/staticcheck

@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"internal/mqtttest":  {},
 	"internal/democloud": {},
 	"internal/deptest":   {},
+	"internal/expander":  {},
 	"store":              {},
 	"locks":              {},
 	"fob":                {"internal/wiegand"},
