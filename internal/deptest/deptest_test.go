@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"internal/expander":  {},
 	"store":              {},
 	"locks":              {},
+	"display":            {},
 	"fob":                {"internal/wiegand"},
 	"keypad":             {"internal/wiegand"},
 	"device":             {"store"},
