@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"store":              {},
 	"locks":              {},
 	"display":            {},
+	"power":              {},
 	"fob":                {"internal/wiegand"},
 	"keypad":             {"internal/wiegand"},
 	"device":             {"store"},
