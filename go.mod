@@ -14,6 +14,7 @@ require (
 	golang.org/x/sys v0.49.0
 	gopkg.in/yaml.v3 v3.0.1
 	periph.io/x/conn/v3 v3.7.2
+	periph.io/x/devices/v3 v3.7.4
 	periph.io/x/host/v3 v3.8.5
 )
 
@@ -26,7 +27,6 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
-	periph.io/x/devices/v3 v3.7.4 // indirect
 )
 
 tool honnef.co/go/tools/cmd/staticcheck
