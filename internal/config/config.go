@@ -87,6 +87,46 @@ type Hardware struct {
 	DoorOpen string `yaml:"door_open"`
 	// Buzzer is an optional output pin for keypad feedback.
 	Buzzer string `yaml:"buzzer"`
+	// Expanders are I2C GPIO expanders; their pins are named NAME:PIN
+	// ("x1:GPA0") wherever a lock, door, led or buzzer pin is named.
+	Expanders []Expander `yaml:"expanders"`
+	// LEDActive is the level that lights a bin's LED: "high" (default) or
+	// "low".
+	LEDActive string  `yaml:"led_active"`
+	Display   Display `yaml:"display"`
+	Power     Power   `yaml:"power"`
+}
+
+// Expander is one I2C GPIO expander.
+type Expander struct {
+	Name    string `yaml:"name"`    // [A-Za-z][A-Za-z0-9_]{0,15}, unique
+	Type    string `yaml:"type"`    // mcp23017 | mcp23008 | pcf8574 | pcf8575
+	Bus     string `yaml:"bus"`     // the I2C bus, /dev/i2c-1
+	Address int    `yaml:"address"` // 0x20-0x27 (pcf8574 also 0x38-0x3f)
+}
+
+// Display is the guest display by the keypad.
+type Display struct {
+	Type string `yaml:"type"` // none (default) | sim | tm1637 | ssd1306 | hd44780
+	CLK  string `yaml:"clk"`  // tm1637
+	DIO  string `yaml:"dio"`  // tm1637
+	// Bus and Address: ssd1306 on I2C (address 0x3c or 0x3d, default 0x3c).
+	Bus     string `yaml:"bus"`
+	Address int    `yaml:"address"`
+	// RS, E and Data (D4-D7): hd44780 in 4-bit mode, the driver's pins.
+	RS   string   `yaml:"rs"`
+	E    string   `yaml:"e"`
+	Data []string `yaml:"data"`
+}
+
+// Power is the supply monitor.
+type Power struct {
+	Type          string  `yaml:"type"`            // none (default) | ina219
+	Bus           string  `yaml:"bus"`             // the I2C bus
+	Address       int     `yaml:"address"`         // 0x40-0x4f, default 0x40
+	BatteryBelowV float64 `yaml:"battery_below_v"` // below this the box is on battery
+	LowBelowV     float64 `yaml:"low_below_v"`     // below this the battery is low
+	IntervalMS    int     `yaml:"interval_ms"`     // between readings, default 1000
 }
 
 // Bin is one locked bin. Lock and Door name GPIO pins on the gpio backend;
@@ -95,11 +135,12 @@ type Bin struct {
 	ID   int    `yaml:"id"`
 	Lock string `yaml:"lock"`
 	Door string `yaml:"door"`
+	LED  string `yaml:"led"` // lit while the bin waits for a key; gpio backend
 }
 
 // Reader is one fob reader, watching one bin.
 type Reader struct {
-	Type string `yaml:"type"` // rdm6300 | wiegand | sim
+	Type string `yaml:"type"` // rdm6300 | wiegand | mfrc522 | sim
 	Port string `yaml:"port"` // rdm6300
 	Baud int    `yaml:"baud"` // rdm6300, default 9600
 	D0   string `yaml:"d0"`   // wiegand
@@ -110,6 +151,9 @@ type Reader struct {
 	// facility code and card number, as hex, padded: FF-CCCC for 26 bits).
 	Serial string `yaml:"serial"`
 	Bin    int    `yaml:"bin"`
+	SPI    string `yaml:"spi"`   // mfrc522: the SPI device, /dev/spidev0.0
+	Reset  string `yaml:"reset"` // mfrc522: its reset pin
+	IRQ    string `yaml:"irq"`   // mfrc522: its IRQ pin, optional (polled without)
 }
 
 // Keypad is the code entry device.

@@ -43,6 +43,9 @@ func Default() *Config {
 			Backend:    "sim",
 			LockActive: "high",
 			DoorOpen:   "high",
+			LEDActive:  "high",
+			Display:    Display{Type: "none"},
+			Power:      Power{Type: "none", IntervalMS: 1000},
 		},
 		Keypad: Keypad{
 			Type:       "none",
@@ -102,6 +105,12 @@ func (c *Config) fillDerived() {
 				r.Serial = defaultSerialFormat
 			}
 		}
+	}
+	if d := &c.Hardware.Display; d.Type == "ssd1306" && d.Address == 0 {
+		d.Address = 0x3c
+	}
+	if p := &c.Hardware.Power; p.Type == "ina219" && p.Address == 0 {
+		p.Address = 0x40
 	}
 	if c.Keypad.Layout == nil {
 		c.Keypad.Layout = defaultLayout()

@@ -202,6 +202,11 @@ func (sc *schemaCheck) value(n *yaml.Node, t reflect.Type, path string) {
 		} else if n.Decode(&i) != nil {
 			sc.add(path, "number out of range")
 		}
+	case reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil {
+			sc.add(path, "must be a number")
+		}
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {

@@ -466,7 +466,7 @@ func TestSchemaKinds(t *testing.T) {
 			}
 		case reflect.Slice, reflect.Pointer:
 			walk(rt.Elem(), path)
-		case reflect.String, reflect.Int, reflect.Bool:
+		case reflect.String, reflect.Int, reflect.Bool, reflect.Float64:
 		default:
 			t.Errorf("%s: schemaCheck does not handle %v", path, rt)
 		}

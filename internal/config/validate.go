@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
+	"smartboxd/internal/expander"
 )
 
 // Validate checks every rule of the configuration and returns a *Problems
@@ -35,9 +36,11 @@ var boxIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // checker collects problems and remembers which pins and ports are taken.
 type checker struct {
-	problems []Problem
-	pins     map[string]string // upper-case pin name -> field that uses it
-	ports    map[string]string // cleaned port path -> field that uses it
+	problems  []Problem
+	pins      map[string]string // upper-case pin name -> field that uses it
+	ports     map[string]string // cleaned port path -> field that uses it
+	expanders map[string]string // expander name -> its type
+	i2c       map[string]string // "bus@address" -> field of the device there
 }
 
 func (v *checker) add(field, format string, args ...any) {
@@ -83,10 +86,22 @@ func (v *checker) required(field, s, why string) bool {
 }
 
 // pin checks a GPIO pin name and that no other field uses the same pin.
+// NAME:PIN names a pin of the expander NAME.
 func (v *checker) pin(field, name string) {
 	if strings.ContainsFunc(name, unicode.IsSpace) || !utf8.ValidString(name) {
 		v.add(field, "pin name %q must not contain spaces", name)
 		return
+	}
+	if exp, p, ok := expander.Split(name); ok {
+		typ, known := v.expanders[exp]
+		if !known {
+			v.add(field, "pin %s: no expander %q in hardware.expanders", name, exp)
+			return
+		}
+		if err := expander.CheckPin(typ, p); err != nil {
+			v.add(field, "pin %s: %s", name, strings.TrimPrefix(err.Error(), "expander: "))
+			return
+		}
 	}
 	key := strings.ToUpper(name)
 	if other, ok := v.pins[key]; ok {
@@ -127,7 +142,7 @@ func (v *checker) file(field, path string) {
 
 // check runs every rule, in the order of the fields in the file.
 func (c *Config) check() []Problem {
-	v := &checker{pins: map[string]string{}, ports: map[string]string{}}
+	v := &checker{pins: map[string]string{}, ports: map[string]string{}, expanders: map[string]string{}, i2c: map[string]string{}}
 	if c.BoxID == "" {
 		v.add("box_id", "required")
 	} else if !boxIDPattern.MatchString(c.BoxID) {
@@ -333,6 +348,8 @@ func (c *Config) checkHardware(v *checker) {
 	gpio := h.Backend == "gpio"
 	v.oneOf("hardware.lock_active", h.LockActive, "high", "low")
 	v.oneOf("hardware.door_open", h.DoorOpen, "high", "low")
+	v.oneOf("hardware.led_active", h.LEDActive, "high", "low")
+	c.checkExpanders(v)
 	if len(h.Bins) == 0 {
 		v.add("hardware.bins", "at least one bin required")
 	}
@@ -358,10 +375,16 @@ func (c *Config) checkHardware(v *checker) {
 		if b.Door != "" {
 			v.pin(f+".door", b.Door)
 		}
+		if b.LED != "" {
+			v.pin(f+".led", b.LED)
+		}
+		c.checkLockOnExpander(v, f+".lock", b.Lock)
 	}
 	if gpio && h.Buzzer != "" {
 		v.pin("hardware.buzzer", h.Buzzer)
 	}
+	c.checkDisplay(v)
+	c.checkPower(v)
 }
 
 // needsBackend reports a device type that the configured backend cannot
@@ -392,19 +415,21 @@ func (c *Config) checkReaders(v *checker) {
 			c.needsBackend(v, f+".type", "wiegand", "gpio")
 			for _, p := range []struct{ field, pin string }{{f + ".d0", r.D0}, {f + ".d1", r.D1}} {
 				if v.required(p.field, p.pin, " for a wiegand reader") && gpio {
-					v.pin(p.field, p.pin)
+					v.hostPin(p.field, p.pin)
 				}
 			}
 			if r.Bits != 26 && r.Bits != 34 {
 				v.add(f+".bits", "must be 26 or 34, not %d", r.Bits)
 			}
 			v.oneOf(f+".serial", r.Serial, "raw", "facility_card")
+		case "mfrc522":
+			c.checkMFRC522(v, f, r)
 		case "sim":
 			c.needsBackend(v, f+".type", "sim", "sim")
 		case "":
-			v.add(f+".type", "required: rdm6300, wiegand or sim")
+			v.add(f+".type", "required: rdm6300, wiegand, mfrc522 or sim")
 		default:
-			v.oneOf(f+".type", r.Type, "rdm6300", "wiegand", "sim")
+			v.oneOf(f+".type", r.Type, "rdm6300", "wiegand", "mfrc522", "sim")
 		}
 		switch other, taken := readerOf[r.Bin]; {
 		case r.Bin == 0:
@@ -433,7 +458,7 @@ func (c *Config) checkKeypad(v *checker) {
 		c.needsBackend(v, "keypad.type", "wiegand", "gpio")
 		for _, p := range []struct{ field, pin string }{{"keypad.d0", k.D0}, {"keypad.d1", k.D1}} {
 			if v.required(p.field, p.pin, " for a wiegand keypad") && gpio {
-				v.pin(p.field, p.pin)
+				v.hostPin(p.field, p.pin)
 			}
 		}
 		for _, key := range []struct {
@@ -459,7 +484,7 @@ func (c *Config) checkKeypad(v *checker) {
 			for i, p := range group.pins {
 				f := fmt.Sprintf("%s[%d]", group.field, i)
 				if v.required(f, p, "") && gpio {
-					v.pin(f, p)
+					v.hostPin(f, p)
 				}
 			}
 		}

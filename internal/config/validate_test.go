@@ -156,7 +156,7 @@ func TestRules(t *testing.T) {
 		{"reader rdm6300", head + simBins + "readers: [{type: rdm6300, port: /dev/ttyUSB0, bin: 1}]\n", nil, ""},
 		{"reader wiegand", head + gpioHW + "readers: [{type: wiegand, d0: GPIO5, d1: GPIO6, bits: 34, serial: facility_card, bin: 1}]\n", nil, ""},
 		{"reader type missing", head + simBins + "readers: [{bin: 1}]\n", []string{"readers[0].type"}, "required"},
-		{"reader type bad", head + simBins + "readers: [{type: em4100, bin: 1}]\n", []string{"readers[0].type"}, "rdm6300, wiegand or sim"},
+		{"reader type bad", head + simBins + "readers: [{type: em4100, bin: 1}]\n", []string{"readers[0].type"}, "rdm6300, wiegand, mfrc522 or sim"},
 		{"rdm6300 port missing", head + simBins + "readers: [{type: rdm6300, bin: 1}]\n", []string{"readers[0].port"}, "required"},
 		{"rdm6300 baud negative", head + simBins + "readers: [{type: rdm6300, port: /dev/ttyUSB0, baud: -9600, bin: 1}]\n", []string{"readers[0].baud"}, "positive"},
 		{"wiegand on sim", head + simBins + "readers: [{type: wiegand, d0: GPIO5, d1: GPIO6, bin: 1}]\n", []string{"readers[0].type"}, "gpio backend"},
