@@ -78,7 +78,7 @@ type options struct {
 	brokerLimits   bool // keep mosquitto's default per-client limits
 }
 
-var parts = []string{"keypad", "snapshot", "drain", "daemon", "binary"}
+var parts = []string{"keypad", "snapshot", "trust", "drain", "daemon", "binary"}
 
 func defaultOptions() options {
 	return options{
@@ -202,6 +202,18 @@ func bench(ctx context.Context, o options) (*report, error) {
 		rep.note("snapshot_payload_bytes", r.payloadBytes)
 		rep.note("snapshot_records", r.records)
 		rep.note("snapshot_parse_command_ms", round(ms(r.parse.median())))
+	}
+
+	if o.runs("trust") {
+		logf("trust: signed commands and sealed codes")
+		r, err := benchTrust(work, max(o.checkCycles, 200))
+		if err != nil {
+			return nil, fmt.Errorf("trust: %w", err)
+		}
+		rep.add(row{key: "signed_command_verify", path: "signed command read and verified", unit: "us",
+			daemon: us(r.verify.median()), baseline: us(r.verifyBare.median()), goal: ratioAtMost, limit: 1.5})
+		rep.add(row{key: "sealed_code_open", path: "sealed code opened", unit: "us",
+			daemon: us(r.open.median()), baseline: us(r.openBare.median()), goal: ratioAtMost, limit: 1.5})
 	}
 
 	var template string

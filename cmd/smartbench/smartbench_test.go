@@ -27,7 +27,7 @@ func TestSmoke(t *testing.T) {
 	needMosquitto(t)
 	var out, errs bytes.Buffer
 	args := []string{"-codes", "1000", "-events", "1000", "-check-cycles", "10", "-durable-cycles", "3",
-		"-snapshot-reps", "2", "-drain-reps", "1", "-startup-reps", "1", "-only", "keypad,snapshot,drain,daemon",
+		"-snapshot-reps", "2", "-drain-reps", "1", "-startup-reps", "1", "-only", "keypad,snapshot,trust,drain,daemon",
 		"-dir", t.TempDir()}
 	if err := run(args, &out, &errs); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, errs.String())
