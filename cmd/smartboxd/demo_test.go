@@ -149,7 +149,8 @@ func TestDBCommands(t *testing.T) {
 	}
 	defer cloud.Close()
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, fmt.Sprintf("box_id: db-box\ndata_dir: %s\nmqtt: {broker: \"tcp://%s\"}\nhardware:\n  bins: [{id: 1}, {id: 2}]\n", filepath.Join(dir, "data"), addr))
+	cfg := writeConfig(t, dir, fmt.Sprintf("box_id: db-box\ndata_dir: %s\nmqtt: {broker: \"tcp://%s\"}\nhardware:\n  bins: [{id: 1}, {id: 2}]\n"+
+		"trust:\n  keys: [{name: %s, ed25519: %q, roles: [admin]}]\n", filepath.Join(dir, "data"), addr, democloud.DemoKeyName, democloud.DemoPublicKey))
 	d := startDaemon(t, cfg)
 	deadline := time.Now().Add(20 * time.Second)
 	for cloud.Acked() < 8 { // started, settings, 3 keys, 3 access code statuses
