@@ -2,8 +2,10 @@ package democloud
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"net"
+	"smartboxd/trust"
 	"strings"
 	"sync"
 	"testing"
@@ -81,40 +83,77 @@ func TestProvisionsAcksAndPrints(t *testing.T) {
 			t.Fatalf("subscribe %s: %v", topic, tok.Error())
 		}
 	}
-	sub("smartbox/b1/cmd", func(p []byte) {
+	pub, err := trust.ParsePublicKey(DemoPublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(kid string) (ed25519.PublicKey, bool) { return pub, kid == DemoKeyName }
+	verified := func(p []byte) map[string]any {
+		_, payload, err := trust.Verify(p, lookup)
+		if err != nil {
+			t.Errorf("not signed by the demo key: %v", err)
+			return nil
+		}
 		var m map[string]any
-		json.Unmarshal(p, &m)
-		cmds = append(cmds, m)
-	})
+		json.Unmarshal(payload, &m)
+		return m
+	}
+	sub("smartbox/b1/cmd", func(p []byte) { cmds = append(cmds, verified(p)) })
 	sub("smartbox/b1/events/ack", func(p []byte) {
-		var a struct{ Seq uint64 }
-		json.Unmarshal(p, &a)
-		acks = append(acks, a.Seq)
+		if m := verified(p); m != nil && m["box_id"] == "b1" {
+			seq, _ := m["seq"].(float64)
+			acks = append(acks, uint64(seq))
+		}
 	})
-	pub := func(topic, payload string) {
+	publish := func(topic, payload string) {
 		if tok := box.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish: %v", tok.Error())
 		}
 	}
-	pub("smartbox/b1/status", `{"online":true,"version":"test"}`)
+	id, err := trust.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish("smartbox/b1/status", `{"online":true,"version":"test","seal_key":"`+id.Public()+`"}`)
 	waitFor(t, "provisioning", func() bool { mu.Lock(); defer mu.Unlock(); return len(cmds) == len(Provisioning) })
 	mu.Lock()
+	last := 0.0
 	for i, cmd := range cmds {
-		if cmd["id"] != Provisioning[i]["id"] || cmd["type"] != Provisioning[i]["type"] {
+		if cmd["id"] != Provisioning[i]["id"] || cmd["type"] != Provisioning[i]["type"] || cmd["box_id"] != "b1" {
 			t.Fatalf("command %d: %v", i, cmd)
+		}
+		if n, _ := cmd["counter"].(float64); n <= last {
+			t.Fatalf("command %d: counter %v after %v", i, cmd["counter"], last)
+		} else {
+			last = n
+		}
+		data, _ := cmd["data"].(map[string]any)
+		want, _ := Provisioning[i]["data"].(map[string]any)
+		for _, field := range []string{"code", "key_code"} {
+			plain, has := want[field].(string)
+			if !has {
+				continue
+			}
+			if _, leaked := data[field]; leaked {
+				t.Fatalf("command %d sends %s in plain text", i, field)
+			}
+			sealed, _ := data[field+"_sealed"].(string)
+			if got, err := id.Open(sealed); err != nil || string(got) != plain {
+				t.Fatalf("command %d: %s_sealed opens to %q, %v", i, field, got, err)
+			}
 		}
 	}
 	mu.Unlock()
 
-	pub("smartbox/b1/events", `{"id":"e1","box_id":"b1","seq":1,"type":"bin.unlocked","at":"2026-01-01T00:00:00Z","data":{"bin":3,"reason":"pickup"}}`)
-	pub("smartbox/b1/events", `{"id":"e2","box_id":"b1","seq":2,"type":"key.picked_up","at":"2026-01-01T00:00:01Z","data":{"bin":3,"key_id":"front-door","via":"access_code"}}`)
+	publish("smartbox/b1/events", `{"id":"e1","box_id":"b1","seq":1,"type":"bin.unlocked","at":"2026-01-01T00:00:00Z","data":{"bin":3,"reason":"pickup"}}`)
+	publish("smartbox/b1/events", `{"id":"e2","box_id":"b1","seq":2,"type":"key.picked_up","at":"2026-01-01T00:00:01Z","data":{"bin":3,"key_id":"front-door","via":"access_code"}}`)
 	waitFor(t, "acks", func() bool { mu.Lock(); defer mu.Unlock(); return len(acks) == 2 })
 	mu.Lock()
 	if acks[0] != 1 || acks[1] != 2 {
 		t.Fatalf("acks %v", acks)
 	}
 	mu.Unlock()
-	pub("smartbox/b1/cmd/reply", `{"id":"demo-2","ok":false,"error":{"code":"key.serialNumber.taken","message":"the fob belongs to another key"}}`)
+	publish("smartbox/b1/cmd/reply", `{"id":"demo-2","ok":false,"error":{"code":"key.serialNumber.taken","message":"the fob belongs to another key"}}`)
 	waitFor(t, "printed reply", func() bool { return strings.Contains(out.String(), "ERR key.serialNumber.taken") })
 	text := out.String()
 	for _, want := range []string{"box     b1 online", "#1    bin.unlocked", "bin=3 reason=pickup", "key.picked_up", "key_id=front-door"} {
