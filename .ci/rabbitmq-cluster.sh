@@ -233,45 +233,83 @@ vm_memory_high_watermark.relative = 0.2
 disk_free_limit.absolute = 100MB
 EOF
 		if [ "$n" -gt 1 ]; then
-			# Join node 1 when first booted; cmd_start falls back to
-			# join_cluster for a node that came up on its own.
+			# Join node 1 when first booted, retrying until node 1's
+			# database is up; cmd_start falls back to join_cluster
+			# for a node that came up on its own all the same.
 			cat >>"$nd/rabbitmq.conf" <<EOF
 cluster_formation.peer_discovery_backend = classic_config
 cluster_formation.classic_config.nodes.1 = rabbit-1@localhost
+cluster_formation.discovery_retry_limit = $((START_TIMEOUT * 2))
+cluster_formation.discovery_retry_interval = 500
 EOF
 		fi
 		echo '[].' >"$nd/advanced.config"
 	done
 }
 
+# close_fds closes every descriptor above 2, so that a daemon holds no pipe
+# of whoever ran this script (which would wait for it to close).
+close_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+	done
+	return 0
+}
+
 # launch N starts node N in the background, in its own session.
 launch() {
 	local n=$1
 	rm -f "$DIR/node-$n/pid"
-	in_env "$n" setsid "$RABBITMQ_BIN/rabbitmq-server" \
-		>>"$DIR/node-$n/server.out" 2>&1 </dev/null &
+	(
+		close_fds
+		in_env "$n" setsid "$RABBITMQ_BIN/rabbitmq-server"
+	) >>"$DIR/node-$n/server.out" 2>&1 </dev/null &
+	# This subshell lives exactly as long as the node's VM.
+	echo $! >"$DIR/node-$n/launcher.pid"
 }
 
-# wait_node N waits until node N's MQTT listener accepts connections and the
-# node says it has booted.
+# show_log N prints the end of node N's output and log to stderr.
+show_log() {
+	local n=$1
+	{
+		echo "--- rabbit-$n@localhost: end of server.out"
+		tail -n 15 "$DIR/node-$n/server.out"
+		echo "--- rabbit-$n@localhost: end of its log"
+		tail -n 40 "$DIR/node-$n/log/rabbit-$n@localhost.log"
+	} >&2 2>/dev/null || true
+}
+
+# wait_node N waits until node N's MQTT listener accepts connections, which
+# it opens as the last step of its boot. It returns 1 when the node exits
+# first, and fails when the node is still booting after START_TIMEOUT.
 wait_node() {
 	local n=$1 mqtt="NODE_$1_MQTT" deadline=$((SECONDS + START_TIMEOUT))
+	local launcher
+	launcher=$(cat "$DIR/node-$n/launcher.pid")
 	until port_busy "${!mqtt}"; do
+		if ! kill -0 "$launcher" 2>/dev/null; then
+			show_log "$n"
+			note "rabbit-$n@localhost exited while booting (logs in $DIR/node-$n)"
+			return 1
+		fi
 		if [ $SECONDS -ge $deadline ]; then
-			tail -n 30 "$DIR/node-$n/server.out" >&2 || true
+			show_log "$n"
 			die "rabbit-$n@localhost did not listen on 127.0.0.1:${!mqtt} within ${START_TIMEOUT}s (logs in $DIR/node-$n)"
 		fi
 		sleep 0.2
 	done
-	ctl "$n" -q await_startup --timeout "$START_TIMEOUT" >/dev/null ||
-		die "rabbit-$n@localhost did not finish booting (logs in $DIR/node-$n)"
 }
 
 start_epmd() {
 	local vars=()
 	mapfile -t vars < <(node_env 1)
-	(cd "$DIR" && env "${vars[@]}" setsid epmd -port "$EPMD_PORT" -address 127.0.0.1 \
-		>>"$DIR/epmd.out" 2>&1 </dev/null &)
+	(
+		close_fds
+		cd "$DIR"
+		exec env "${vars[@]}" setsid epmd -port "$EPMD_PORT" -address 127.0.0.1
+	) >>"$DIR/epmd.out" 2>&1 </dev/null &
 	local deadline=$((SECONDS + 10))
 	until port_busy "$EPMD_PORT"; do
 		[ $SECONDS -lt $deadline ] || die "epmd did not listen on 127.0.0.1:$EPMD_PORT"
@@ -305,16 +343,28 @@ cmd_start() {
 	start_epmd
 	# Node 1 first, then the others together: each joins node 1 as it
 	# boots (classic_config peer discovery), which saves restarting it.
+	# A node must not join node 1 before node 1 has finished its first
+	# boot (it would find node 1's tables half migrated and stop with
+	# schema_integrity_check_failed); one that fails anyway is wiped and
+	# booted once more.
 	launch 1
-	wait_node 1
+	wait_node 1 || die "rabbit-1@localhost did not boot"
 	for n in $(seq 2 "$NODES"); do
 		launch "$n"
 	done
 	for n in $(seq 2 "$NODES"); do
-		wait_node "$n"
+		if ! wait_node "$n"; then
+			note "booting rabbit-$n@localhost again from scratch"
+			rm -rf "$DIR/node-$n/mnesia"
+			mkdir -p "$DIR/node-$n/mnesia"
+			launch "$n"
+			wait_node "$n" || die "rabbit-$n@localhost did not boot twice"
+		fi
 	done
+	local members
+	members=$(running_nodes 1)
 	for n in $(seq 2 "$NODES"); do
-		if ! running_nodes "$n" | grep -qxF "rabbit-1@localhost"; then
+		if ! grep -qxF "rabbit-$n@localhost" <<<"$members"; then
 			note "rabbit-$n@localhost booted on its own; joining it to rabbit-1@localhost"
 			ctl "$n" -q stop_app >/dev/null
 			ctl "$n" -q join_cluster "rabbit-1@localhost" >/dev/null
@@ -338,7 +388,7 @@ cmd_start_node() {
 	beam_pid "$n" >/dev/null && die "rabbit-$n@localhost is already running"
 	port_busy "$EPMD_PORT" || start_epmd
 	launch "$n"
-	wait_node "$n"
+	wait_node "$n" || die "rabbit-$n@localhost did not boot"
 }
 
 cmd_kill_node() {
