@@ -424,4 +424,3 @@ func TestRabbitClusterBadNode(t *testing.T) {
 		t.Fatal("StartRabbitCluster with 0 nodes succeeded")
 	}
 }
-
