@@ -424,3 +424,24 @@ func TestRabbitClusterBadNode(t *testing.T) {
 		t.Fatal("StartRabbitCluster with 0 nodes succeeded")
 	}
 }
+
+// TestInstallRabbitmqQuietWhenInstalled checks that .ci/install-rabbitmq.sh,
+// which StartRabbitCluster runs every time, says nothing once the server is
+// there.
+func TestInstallRabbitmqQuietWhenInstalled(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, ".ci", "install-rabbitmq.sh")
+	if out, err := runScript(script); err != nil {
+		t.Skipf("rabbitmq-server cannot be installed here: %v\n%s", err, out)
+	}
+	out, err := runScript(script)
+	if err != nil {
+		t.Fatalf("install-rabbitmq.sh: %v\n%s", err, out)
+	}
+	if out != "" {
+		t.Fatalf("install-rabbitmq.sh printed %q with rabbitmq-server installed, want nothing", out)
+	}
+}
