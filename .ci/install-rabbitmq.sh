@@ -44,6 +44,16 @@ if have_rabbitmq; then
 	exit 0
 fi
 
+# epmd_pids prints the pids of running epmd daemons.
+epmd_pids() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = epmd ] && echo "${p#/proc/}"
+	done
+	return 0
+}
+epmd_before=" $(epmd_pids | tr '\n' ' ') "
+
 log="$(mktemp "${TMPDIR:-/tmp}/install-rabbitmq.XXXXXX")"
 trap 'rm -f "$log"' EXIT
 
@@ -69,6 +79,15 @@ fi
 	"${as_root[@]}" systemctl stop epmd.socket epmd.service
 	"${as_root[@]}" systemctl disable epmd.socket epmd.service
 } >/dev/null 2>&1 || true
+# The package's scripts run rabbitmqctl, whose Erlang VM starts epmd on 4369
+# and leaves it running. Stop the epmd daemons that appeared during the
+# install; one that was running before is someone else's.
+for p in $(epmd_pids); do
+	case "$epmd_before" in
+	*" $p "*) ;;
+	*) "${as_root[@]}" kill "$p" 2>/dev/null || true ;;
+	esac
+done
 
 have_rabbitmq || die "rabbitmq-server was installed but $RABBITMQ_HOME_DIR/bin/rabbitmq-server or its MQTT plugin is missing"
 echo "install-rabbitmq: rabbitmq-server installed" >&2
