@@ -19,6 +19,13 @@
 // queued QoS 1 messages. NewPKI makes certificates for TLS listeners;
 // WithWebsockets adds a websockets listener.
 //
+// StartRabbitCluster runs a RabbitMQ cluster (the Debian rabbitmq-server with
+// its MQTT plugin) of a few nodes on loopback ports, through
+// .ci/rabbitmq-cluster.sh, for the fleet tests: a clustered broker whose
+// nodes can be killed and restarted one at a time. Its persistent sessions
+// are mirrored to every node; its retained messages are per node and its
+// last wills die with a killed node (see that script for the settings).
+//
 // A Client dialled with WithClientID and WithCleanSession(false) plays a
 // cloud that was away: the broker sends its queued messages as soon as it
 // connects, the Client holds them, and Record (or Subscribe) hands them to
