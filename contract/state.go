@@ -14,7 +14,22 @@ type State struct {
 	Clock       ClockState  `json:"clock"`
 	Settings    Settings    `json:"settings"`
 	Store       StoreState  `json:"store"`
+	Limits      StateLimits `json:"limits"`
 }
+
+// StateLimits are what the box accepts, so a cloud can keep within them.
+type StateLimits struct {
+	CodeMin        int `json:"code_min"` // digits of the shortest code
+	CodeMax        int `json:"code_max"` // digits of the longest code
+	MaxAccessCodes int `json:"max_access_codes"`
+	MaxKeys        int `json:"max_keys"`
+}
+
+// The lengths of a code at the keypad (§4).
+const (
+	CodeMinLen = 4
+	CodeMaxLen = 16
+)
 
 // Bin states, lock states and door states of BinState.
 const (

@@ -76,10 +76,12 @@ var (
 	bucketHistory   = []byte("history")       // be64 seq -> Event (the last few)
 	bucketReplies   = []byte("replies")       // command id -> reply
 	bucketReplyLog  = []byte("replylog")      // be64 n -> command id
+	bucketOffline   = []byte("offline")       // keyed hash of an offline code -> OfflineMark
 
 	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
-		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog}
+		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog,
+		bucketOffline}
 )
 
 // Meta keys.
@@ -94,6 +96,7 @@ var (
 	metaCodeCount   = []byte("code_count")
 	metaSnapshot    = []byte("snapshot_version")
 	metaAcked       = []byte("acked")
+	metaOfflineKey  = []byte("offline_key")
 )
 
 // Options tune Open. The zero value is usable.
