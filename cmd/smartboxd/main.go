@@ -4,6 +4,8 @@
 //	smartboxd -config FILE          run until SIGINT or SIGTERM
 //	smartboxd -config FILE -check   validate the config and exit
 //	smartboxd -version              print the version
+//	smartboxd -config FILE offline-code -key-file F -key-id K -mode pickup -hours 24 [-start T]
+//	                                print an offline code (contract §8)
 package main
 
 import (
@@ -18,6 +20,9 @@ import (
 
 	"smartboxd/internal/config"
 )
+
+// stdin is where -key-file - reads from.
+var stdin io.Reader = os.Stdin
 
 // version is stamped at build time: -ldflags "-X main.version=...".
 var version = "dev"
@@ -82,6 +87,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok\n", *path)
 		return nil
+	}
+	if rest := fs.Args(); len(rest) > 0 && rest[0] == "offline-code" {
+		return offlineCode(cfg, rest[1:], stdin, stdout, stderr)
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		return dbCommand(cfg, rest, stdout)
