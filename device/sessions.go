@@ -38,7 +38,11 @@ type grant struct {
 // transaction.
 func (b *Box) open(c *txc, g grant) error {
 	x := g.bin
-	if err := c.event(contract.EventBinUnlocked, map[string]any{"bin": x.spec.ID, "reason": g.reason}); err != nil {
+	unlocked := map[string]any{"bin": x.spec.ID, "reason": g.reason}
+	if g.sess.acID != "" {
+		unlocked["access_code_id"] = g.sess.acID // the use it counts
+	}
+	if err := c.event(contract.EventBinUnlocked, unlocked); err != nil {
 		return err
 	}
 	sess := g.sess
