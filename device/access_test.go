@@ -501,3 +501,39 @@ func TestSnapshotKeepsUses(t *testing.T) {
 	h.enter("860860")
 	eq(t, "used up", h.reason(), contract.CodeCodeUnknown)
 }
+
+// FuzzOfflineCommandData feeds the offline commands' data readers: they
+// take a key or a code or refuse with cmd.invalid, and never repeat what
+// they were given.
+func FuzzOfflineCommandData(f *testing.F) {
+	for _, s := range []string{`{"key":"` + base64.StdEncoding.EncodeToString(offlineKey) + `"}`, `{"key":"QUJD"}`, `{"code":"11000095031223"}`,
+		`{"code":"01000095031223"}`, `{"key":7}`, `{}`, `{"code":"١١٠٠٠٠٩٥٠٣١٢٢٣"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var kd offlineKeyData
+		if contract.DecodeData(data, &kd) == nil {
+			key, err := offlineKeyOf(kd)
+			switch {
+			case err == nil && len(key) != offline.KeySize:
+				t.Fatalf("a key of %d bytes", len(key))
+			case err != nil && contract.CodeOf(err) != contract.CodeCmdInvalid:
+				t.Fatalf("key error %v", err)
+			case err != nil && kd.Key != nil && len(*kd.Key) > 12 && strings.Contains(err.Error(), *kd.Key):
+				t.Fatalf("the error repeats the key: %v", err)
+			}
+		}
+		var cd offlineCodeData
+		if contract.DecodeData(data, &cd) == nil {
+			p, code, err := offlineCodeOf(cd)
+			switch {
+			case err == nil && (p.String() != code || !p.Mode.Valid()):
+				t.Fatalf("code %q read as %+v", code, p)
+			case err != nil && contract.CodeOf(err) != contract.CodeCmdInvalid:
+				t.Fatalf("code error %v", err)
+			case err != nil && cd.Code != nil && len(*cd.Code) > 12 && strings.Contains(err.Error(), *cd.Code):
+				t.Fatalf("the error repeats the code: %v", err)
+			}
+		}
+	})
+}
