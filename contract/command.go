@@ -125,6 +125,12 @@ func DecodeReply(raw []byte) (Reply, error) {
 // TypeSnapshot is the one command allowed past Limits.MaxPayload.
 const TypeSnapshot = "sync.snapshot"
 
+// The offline-code commands of §8.
+const (
+	TypeOfflineSetKey = "offline.set_key" // {"key": base64 of 32 bytes}
+	TypeOfflineRevoke = "offline.revoke"  // {"code": the 14 digits}
+)
+
 // ParseCommand reads a command envelope strictly, within lim (zero fields
 // take the defaults). It reads the payload of a signed command too, with
 // its box_id and counter; checking them is the box's. On failure it returns a cmd.invalid error and whatever

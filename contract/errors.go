@@ -72,6 +72,7 @@ const (
 	CodeInternal         = "internal"
 	CodeStoreUnavailable = "store.unavailable"
 	CodeAccessCodeLimit  = "access_code.limit"
+	CodeKeyLimit         = "key.limit" // a new key beyond limits.max_keys
 	CodeDeviceStopped    = "device.stopped"
 	CodeDeviceStarting   = "device.starting"
 )
@@ -96,6 +97,8 @@ const (
 	CodeClockUnsynced       = "clock.unsynced"
 	CodeKeyNotCheckedIn     = "key.notCheckedIn"
 	CodeKeyAlreadyCheckedIn = "key.checkedIn"
+	CodeCodeUsedUp          = "code.used_up" // a once-mode offline code after its first use
+	CodeCodeRevoked         = "code.revoked" // an offline code refused by offline.revoke
 )
 
 // The error and warning codes of an access code object.

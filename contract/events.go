@@ -45,6 +45,8 @@ const (
 	EventDropoffWrongKey   = "dropoff.wrong_key"
 	EventDropoffTimeout    = "dropoff.timeout"
 	EventPickupTimeout     = "pickup.timeout"
+	EventOfflineKeySet     = "offline.key_set" // data: the key's fingerprint, never the key
+	EventOfflineRevoked    = "offline.revoked" // data: the revoked code's window, never the code
 )
 
 // Reasons of bin.unlocked, and the via of key.picked_up.
@@ -56,4 +58,5 @@ const (
 
 	ViaAccessCode = "access_code"
 	ViaKeyCode    = "key_code"
+	ViaOffline    = "offline_code" // an offline code (§8); access_code_id is null
 )

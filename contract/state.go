@@ -17,8 +17,23 @@ type State struct {
 	// AcksRefused counts the event acks the box ignored since it started:
 	// with trust on, every ack that is not a JWS of an admin or ack key
 	// for this box (§7).
-	AcksRefused uint64 `json:"acks_refused"`
+	AcksRefused uint64      `json:"acks_refused"`
+	Limits      StateLimits `json:"limits"`
 }
+
+// StateLimits are what the box accepts, so a cloud can keep within them.
+type StateLimits struct {
+	CodeMin        int `json:"code_min"` // digits of the shortest code
+	CodeMax        int `json:"code_max"` // digits of the longest code
+	MaxAccessCodes int `json:"max_access_codes"`
+	MaxKeys        int `json:"max_keys"`
+}
+
+// The lengths of a code at the keypad (§4).
+const (
+	CodeMinLen = 4
+	CodeMaxLen = 16
+)
 
 // Bin states, lock states and door states of BinState.
 const (

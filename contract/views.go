@@ -1,6 +1,9 @@
 package contract
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Access code types, actions and statuses (the access-code model).
 const (
@@ -50,17 +53,39 @@ type NoticeView struct {
 // AccessCodeView is the access code object of the access-code model, as
 // replies and access_code.status events carry it: never the code.
 type AccessCodeView struct {
-	AccessCodeID string       `json:"access_code_id"`
-	Name         string       `json:"name"`
-	Type         string       `json:"type"`
-	Status       string       `json:"status"`
-	StartsAt     *time.Time   `json:"starts_at"`
-	EndsAt       *time.Time   `json:"ends_at"`
-	CreatedAt    time.Time    `json:"created_at"`
-	KeyID        string       `json:"key_id"`
-	Action       string       `json:"action"`
-	Errors       []NoticeView `json:"errors"`
-	Warnings     []NoticeView `json:"warnings"`
+	AccessCodeID string     `json:"access_code_id"`
+	Name         string     `json:"name"`
+	Type         string     `json:"type"`
+	Status       string     `json:"status"`
+	StartsAt     *time.Time `json:"starts_at"`
+	EndsAt       *time.Time `json:"ends_at"`
+	CreatedAt    time.Time  `json:"created_at"`
+	KeyID        string     `json:"key_id"`
+	Action       string     `json:"action"`
+	// MaxUses is how many entries may open a bin for the code (nil: no
+	// limit); Uses is how many have.
+	MaxUses *int `json:"max_uses"`
+	Uses    int  `json:"uses"`
+	// Schedule is the code's weekly schedule in its canonical form, absent
+	// when it has none.
+	Schedule json.RawMessage `json:"schedule,omitempty"`
+	Errors   []NoticeView    `json:"errors"`
+	Warnings []NoticeView    `json:"warnings"`
+}
+
+// OfflineKeyResult is the result of offline.set_key: that a key is set and
+// its fingerprint (the first 8 hex digits of its SHA-256), never the key.
+type OfflineKeyResult struct {
+	KeySet      bool   `json:"key_set"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// OfflineRevokeResult is the result of offline.revoke: the window of the
+// revoked code (never the code). Until is when the box forgets it.
+type OfflineRevokeResult struct {
+	Revoked bool      `json:"revoked"`
+	From    time.Time `json:"from"`
+	Until   time.Time `json:"until"`
 }
 
 // SnapshotResult is the result of sync.snapshot (and the data of its

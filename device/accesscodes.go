@@ -1,7 +1,11 @@
 package device
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"smartboxd/contract"
+	"smartboxd/internal/weekly"
 	"smartboxd/store"
 	"strings"
 	"time"
@@ -26,7 +30,12 @@ func validateCode(s string) error {
 func ViewAccessCode(a *store.AccessCode) contract.AccessCodeView {
 	v := contract.AccessCodeView{AccessCodeID: a.ID, Name: a.Name, Type: a.Type, Status: a.Status,
 		StartsAt: a.StartsAt, EndsAt: a.EndsAt, CreatedAt: a.CreatedAt, KeyID: a.KeyID, Action: a.Action,
+		Uses: a.Uses, Schedule: bytes.Clone(a.Schedule),
 		Errors: []contract.NoticeView{}, Warnings: []contract.NoticeView{}}
+	if a.MaxUses > 0 {
+		n := a.MaxUses
+		v.MaxUses = &n
+	}
 	for _, n := range a.Errors {
 		v.Errors = append(v.Errors, contract.NoticeView{ErrorCode: n.Code, Message: n.Message, CreatedAt: n.CreatedAt})
 	}
@@ -131,6 +140,9 @@ func (b *Box) runSchedule() {
 	var due []store.ScheduleEntry
 	var next time.Time
 	err := b.txn(func(c *txc) error {
+		if err := pruneOffline(c); err != nil {
+			return err
+		}
 		due, next = c.tx.Due(c.now, scheduleBatch)
 		for _, e := range due {
 			a, err := c.tx.AccessCode(e.ID)
@@ -171,6 +183,13 @@ type accessCodeData struct {
 	EndsAt       *time.Time `json:"ends_at"`
 	KeyID        *string    `json:"key_id"`
 	Action       *string    `json:"action"`
+	// MaxUses and IsOneTimeUse limit the entries that may open a bin for
+	// the code (§8); absent, they keep an existing code's limit.
+	MaxUses      *int  `json:"max_uses"`
+	IsOneTimeUse *bool `json:"is_one_time_use"`
+	// Schedule is the weekly schedule; absent keeps an existing code's,
+	// null removes it.
+	Schedule json.RawMessage `json:"schedule"`
 }
 
 // acEnv is what access-code validation looks up.
@@ -267,11 +286,93 @@ func (b *Box) buildAccessCode(d accessCodeData, old *store.AccessCode, env acEnv
 	case old == nil:
 		return nil, contract.Errorf(contract.CodeCodeInvalidLength, "code: required, 4 to 16 digits")
 	}
+	if old != nil && !bytes.Equal(old.CodeHash, a.CodeHash) {
+		a.Uses = 0 // another code: its entries start afresh
+	}
+	if err := setLimit(a, d); err != nil {
+		return nil, err
+	}
+	if err := setSchedule(a, d.Schedule); err != nil {
+		return nil, err
+	}
 	if o, ok := env.codeOwner(a.CodeHash); ok && !(o.Kind == store.OwnerAccessCode && o.ID == a.ID) {
 		return nil, contract.Errorf(contract.CodeCodeTaken, "the code is taken")
 	}
 	a.Status = initialStatus(a, now)
 	return a, nil
+}
+
+// setLimit applies max_uses and is_one_time_use to a. is_one_time_use true
+// is max_uses 1; false takes a limit of 1 away (unless max_uses sets one).
+// A limit the code has already reached is refused: the code would be used
+// up by the upsert that sets it.
+func setLimit(a *store.AccessCode, d accessCodeData) error {
+	bad := func(format string, args ...any) error {
+		return contract.Errorf(contract.CodeAccessCodeInvalid, format, args...)
+	}
+	if d.MaxUses != nil {
+		if *d.MaxUses < 1 {
+			return bad("max_uses: %d, must be 1 or more", *d.MaxUses)
+		}
+		a.MaxUses = *d.MaxUses
+	}
+	if d.IsOneTimeUse != nil {
+		switch {
+		case *d.IsOneTimeUse && d.MaxUses != nil && *d.MaxUses != 1:
+			return bad("is_one_time_use: true, yet max_uses is %d", *d.MaxUses)
+		case !*d.IsOneTimeUse && d.MaxUses != nil && *d.MaxUses == 1:
+			return bad("is_one_time_use: false, yet max_uses is 1")
+		case *d.IsOneTimeUse:
+			a.MaxUses = 1
+		case d.MaxUses == nil && a.MaxUses == 1:
+			a.MaxUses = 0
+		}
+	}
+	if a.MaxUses > 0 && a.Uses >= a.MaxUses {
+		return bad("max_uses: %d, yet the code has opened %d times already", a.MaxUses, a.Uses)
+	}
+	return nil
+}
+
+// setSchedule applies a schedule given in a command: absent keeps a's,
+// null removes it, anything else must be a valid weekly schedule, kept in
+// its canonical form.
+func setSchedule(a *store.AccessCode, raw json.RawMessage) error {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return nil
+	case string(raw) == "null":
+		a.Schedule = nil
+		return nil
+	}
+	s, err := weekly.Parse(raw)
+	if err != nil {
+		var fe *weekly.FieldError
+		if errors.As(err, &fe) {
+			return contract.Errorf(contract.CodeAccessCodeInvalid, "%s", fe.Detail())
+		}
+		return contract.Errorf(contract.CodeAccessCodeInvalid, "schedule: %v", err)
+	}
+	canon, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	a.Schedule = canon
+	return nil
+}
+
+// activeSchedule reports whether a's schedule (if it has one) lets it open
+// at now.
+func activeSchedule(a *store.AccessCode, now time.Time) (bool, error) {
+	if len(a.Schedule) == 0 {
+		return true, nil
+	}
+	s, err := weekly.Parse(a.Schedule)
+	if err != nil {
+		return false, err // a stored schedule is canonical: this is a broken record
+	}
+	return s.Active(now), nil
 }
 
 func (b *Box) cmdAccessCodeUpsert(c *txc, data []byte) (any, error) {

@@ -92,6 +92,8 @@ func (b *Box) stateDoc(tx *store.Tx, now time.Time) (contract.State, error) {
 		Bins:     append([]contract.BinState(nil), b.pub...),
 		Clock:    contract.ClockState{Synced: b.cfg.Synced()},
 		Settings: b.settings,
+		Limits: contract.StateLimits{CodeMin: contract.CodeMinLen, CodeMax: contract.CodeMaxLen,
+			MaxAccessCodes: b.cfg.MaxAccessCodes, MaxKeys: b.cfg.MaxKeys},
 	}
 	b.mu.Unlock()
 	s.Store = b.storeState()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"smartboxd/contract"
+	"smartboxd/offline"
 	"smartboxd/store"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,7 @@ type Config struct {
 	Synced      func() bool // nil: always synchronised
 
 	MaxAccessCodes int
+	MaxKeys        int // keys the box holds at most; a new one beyond is key.limit
 
 	// Limits bound the command payloads Receive reads; zero fields take
 	// the contract's defaults.
@@ -107,6 +109,7 @@ type Box struct {
 	appended    chan struct{}
 
 	schedTimer *timer
+	offKey     *offline.Key // the offline key, nil when none is set
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
 	pub        []contract.BinState
@@ -146,6 +149,9 @@ func New(cfg Config) (*Box, error) {
 	}
 	if cfg.MaxAccessCodes <= 0 {
 		cfg.MaxAccessCodes = DefaultMaxAccessCodes
+	}
+	if cfg.MaxKeys <= 0 {
+		cfg.MaxKeys = DefaultMaxKeys
 	}
 	b := &Box{
 		cfg: cfg, st: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
@@ -227,6 +233,9 @@ func (b *Box) start() error {
 				return err
 			}
 			l.restore(rec, now, b.cfg.Synced())
+		}
+		if err := b.loadOfflineKey(tx); err != nil {
+			return err
 		}
 		_, err = tx.Append(contract.EventDeviceStarted, now, map[string]string{"boot_id": b.cfg.BootID, "version": b.cfg.Version})
 		return err

@@ -12,6 +12,7 @@ const (
 	DefaultLockoutBase     = 30 * time.Second
 	DefaultLockoutMax      = 900 * time.Second
 	DefaultMaxAccessCodes  = 200_000
+	DefaultMaxKeys         = 100_000
 )
 
 // Internal bounds of the decision loop.

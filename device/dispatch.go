@@ -23,6 +23,9 @@ var handlers = map[string]handler{
 	"settings.set":       (*Box).cmdSettingsSet,
 	"sync.snapshot":      (*Box).cmdSnapshot,
 	"state.get":          (*Box).cmdStateGet,
+
+	contract.TypeOfflineSetKey: (*Box).cmdOfflineSetKey,
+	contract.TypeOfflineRevoke: (*Box).cmdOfflineRevoke,
 }
 
 // readOnly commands change nothing. They are answered from a read

@@ -62,7 +62,13 @@ type harness struct {
 
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), clock: clockwork.NewFakeClockAt(t0)}
+	return newHarnessAt(t, t0, tweak...)
+}
+
+// newHarnessAt is newHarness with the fake clock starting at start.
+func newHarnessAt(t testing.TB, start time.Time, tweak ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), clock: clockwork.NewFakeClockAt(start)}
 	h.synced.Store(true)
 	h.tweak = func(c *Config) {
 		for _, f := range tweak {

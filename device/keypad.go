@@ -3,6 +3,7 @@ package device
 import (
 	"crypto/hmac"
 	"smartboxd/contract"
+	"smartboxd/offline"
 	"smartboxd/store"
 	"time"
 )
@@ -41,10 +42,16 @@ func (b *Box) entry(entry string) {
 		if locked {
 			return c.event(contract.EventCodeRejected, map[string]string{"reason": contract.CodeKeypadLockedOut})
 		}
-		if derr != nil {
-			code := contract.CodeOf(derr)
+		rej := derr
+		if rej == nil {
+			// A limit is checked again here, in the transaction that
+			// records the use, so no two entries can both take the last.
+			rej = b.checkUse(c, g)
+		}
+		if rej != nil {
+			code := contract.CodeOf(rej)
 			if code == contract.CodeInternal {
-				return derr
+				return rej
 			}
 			if err := c.event(contract.EventCodeRejected, map[string]string{"reason": code}); err != nil {
 				return err
@@ -63,7 +70,10 @@ func (b *Box) entry(entry string) {
 			c.onCommit(func() { b.keypad = l })
 		}
 		accepted = true
-		return b.open(c, g)
+		if err := b.open(c, g); err != nil {
+			return err
+		}
+		return b.recordUse(c, g)
 	})
 	if fb := b.cfg.Feedback; fb != nil {
 		if err == nil && accepted {
@@ -99,6 +109,9 @@ func (b *Box) match(c *txc, entry string) (grant, error) {
 	hash := b.st.CodeHash(entry)
 	owner, ok := c.tx.CodeOwner(hash)
 	if !ok {
+		if len(entry) == offline.CodeLen && b.offKey != nil {
+			return b.matchOffline(c, entry, hash)
+		}
 		return grant{}, contract.Errorf(contract.CodeCodeUnknown, "no such code")
 	}
 	switch owner.Kind {
@@ -142,6 +155,20 @@ func (b *Box) matchAccessCode(c *txc, ac *store.AccessCode) (grant, error) {
 	}
 	if ac.Status != contract.StatusSet {
 		return grant{}, contract.Errorf(contract.CodeCodeNotActive, "the code is %s", ac.Status)
+	}
+	if len(ac.Schedule) > 0 {
+		// A weekly schedule is read on the wall clock: it needs one the
+		// box trusts, as a time-bound window does.
+		if b.cfg.RequireSync && !b.cfg.Synced() {
+			return grant{}, contract.Errorf(contract.CodeClockUnsynced, "the clock is not synchronised")
+		}
+		active, err := activeSchedule(ac, c.now)
+		if err != nil {
+			return grant{}, err
+		}
+		if !active {
+			return grant{}, contract.Errorf(contract.CodeCodeNotActive, "the code is outside its schedule")
+		}
 	}
 	k, err := c.tx.Key(ac.KeyID)
 	if err != nil {

@@ -28,6 +28,8 @@ type grant struct {
 	bin    *bin
 	reason string // bin.unlocked reason: pickup, dropoff, remote, console
 	sess   session
+	// once is the once-mode offline code that opened it, to be marked used.
+	once *offlineUse
 }
 
 // open records the bin.unlocked decision and, once committed, pulses the
@@ -36,7 +38,11 @@ type grant struct {
 // transaction.
 func (b *Box) open(c *txc, g grant) error {
 	x := g.bin
-	if err := c.event(contract.EventBinUnlocked, map[string]any{"bin": x.spec.ID, "reason": g.reason}); err != nil {
+	unlocked := map[string]any{"bin": x.spec.ID, "reason": g.reason}
+	if g.sess.acID != "" {
+		unlocked["access_code_id"] = g.sess.acID // the use it counts
+	}
+	if err := c.event(contract.EventBinUnlocked, unlocked); err != nil {
 		return err
 	}
 	sess := g.sess
@@ -125,12 +131,14 @@ func (b *Box) moveKey(c *txc, k *store.Key, x *bin, serial string) error {
 	return c.putBin(x, store.Bin{KeyID: k.ID, Fob: serial})
 }
 
-// droppedOff records key id dropped off in x with fob serial.
-func (b *Box) droppedOff(c *txc, x *bin, k *store.Key, serial string) error {
+// droppedOff records key id dropped off in x with fob serial, in the
+// session s that opened x.
+func (b *Box) droppedOff(c *txc, x *bin, k *store.Key, serial string, s *session) error {
 	if err := b.moveKey(c, k, x, serial); err != nil {
 		return err
 	}
-	return c.event(contract.EventKeyDroppedOff, map[string]any{"key_id": k.ID, "bin": x.spec.ID, "fob": strOrNil(serial)})
+	return c.event(contract.EventKeyDroppedOff, map[string]any{"key_id": k.ID, "bin": x.spec.ID, "fob": strOrNil(serial),
+		"access_code_id": strOrNil(s.acID), "via": s.via})
 }
 
 // dropoffFob handles a fob read in a bin opened for a drop-off.
@@ -167,7 +175,7 @@ func (b *Box) dropoffFob(c *txc, x *bin, s *session, serial string) error {
 		}
 		return c.putBin(x, store.Bin{Fob: serial})
 	}
-	return b.droppedOff(c, x, k, serial)
+	return b.droppedOff(c, x, k, serial, s)
 }
 
 // sessionEnd closes x's session s: at its timeout, or when the door closed.
@@ -189,7 +197,7 @@ func (b *Box) sessionEnd(x *bin, s *session, doorClosed bool) {
 			if !k.Virtual {
 				fob = k.Fob
 			}
-			return b.droppedOff(c, x, k, fob)
+			return b.droppedOff(c, x, k, fob, s)
 		case s.kind == sessDropoff:
 			return c.event(contract.EventDropoffTimeout, map[string]any{"bin": x.spec.ID, "key_id": strOrNil(s.keyID), "door_closed": doorClosed})
 		default:

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -74,6 +75,9 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 		return nil, err
 	}
 	version := strings.Trim(string(d.Version), `"`)
+	if len(d.Keys) > b.cfg.MaxKeys {
+		return nil, contract.Errorf(contract.CodeKeyLimit, "%d keys, the box holds at most %d", len(d.Keys), b.cfg.MaxKeys)
+	}
 	if len(d.AccessCodes) > b.cfg.MaxAccessCodes {
 		return nil, contract.Errorf(contract.CodeAccessCodeLimit, "%d access codes, the box holds at most %d", len(d.AccessCodes), b.cfg.MaxAccessCodes)
 	}
@@ -102,6 +106,10 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 			kept = append(kept, kid)
 			env.add(k)
 		}
+	}
+	if n := len(kept) + len(d.Keys); n > b.cfg.MaxKeys {
+		return nil, contract.Errorf(contract.CodeKeyLimit, "%d keys with the %d checked in here that the snapshot leaves out, the box holds at most %d",
+			n, len(kept), b.cfg.MaxKeys)
 	}
 	generated := map[string]string{}
 	for i, kd := range d.Keys {
@@ -149,19 +157,29 @@ func (b *Box) cmdSnapshot(c *txc, data []byte) (any, error) {
 			expired++
 			continue
 		}
-		var old *store.AccessCode
-		if id != "" && ad.Code == nil && ad.CodeSealed == nil {
+		var old, stored *store.AccessCode
+		if id != "" {
 			var err error
-			if old, err = c.tx.AccessCode(id); err != nil {
+			if stored, err = c.tx.AccessCode(id); err != nil {
 				return nil, err
 			}
-			if old != nil {
-				old = &store.AccessCode{ID: old.ID, CodeHash: old.CodeHash, CreatedAt: old.CreatedAt}
-			}
+		}
+		if stored != nil && ad.Code == nil && ad.CodeSealed == nil {
+			old = &store.AccessCode{ID: stored.ID, CodeHash: stored.CodeHash, CreatedAt: stored.CreatedAt}
 		}
 		a, err := b.buildAccessCode(ad, old, env, c.now)
 		if err != nil {
 			return nil, recordErr("access_codes", i, id, err)
+		}
+		if stored != nil && bytes.Equal(stored.CodeHash, a.CodeHash) {
+			// A record is whole, but the entries that used the code are
+			// the box's to count: they carry over while the code stays,
+			// and a code they used up is not set again.
+			a.Uses = stored.Uses
+			if a.MaxUses > 0 && a.Uses >= a.MaxUses {
+				expired++
+				continue
+			}
 		}
 		env.codes[string(a.CodeHash)] = store.CodeOwner{Kind: store.OwnerAccessCode, ID: a.ID}
 		codes = append(codes, a)

@@ -2,6 +2,7 @@ package device
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -261,4 +262,12 @@ func TestSealedCodes(t *testing.T) {
 	if p := h.locks.pulses(); len(p) != 1 {
 		t.Fatalf("the sealed drop-off code opened %v", p)
 	}
+	// The offline key and a revoked offline code go sealed too.
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	wantCode(t, "plain offline key", h.receive(admin.sign(t, "box-test", "o1", "offline.set_key", map[string]any{"key": key})), contract.CodeCodePlaintext)
+	if r := ok("o2", "offline.set_key", map[string]any{"key_sealed": seal(key)}); r["key_set"] != true {
+		t.Fatalf("sealed offline key: %v", r)
+	}
+	wantCode(t, "plain revoke", h.receive(admin.sign(t, "box-test", "o3", "offline.revoke", map[string]any{"code": "11000095031223"})), contract.CodeCodePlaintext)
+	ok("o4", "offline.revoke", map[string]any{"code_sealed": seal("11000095031223")})
 }

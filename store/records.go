@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"smartboxd/contract"
 	"time"
 )
@@ -51,8 +52,15 @@ type AccessCode struct {
 	CreatedAt time.Time  `json:"created_at"`
 	KeyID     string     `json:"key_id,omitempty"`
 	Action    string     `json:"action"`
-	Errors    []Notice   `json:"errors,omitempty"`
-	Warnings  []Notice   `json:"warnings,omitempty"`
+	// MaxUses is how many entries may open a bin for the code, 0 for no
+	// limit; Uses counts those that did.
+	MaxUses int `json:"max_uses,omitempty"`
+	Uses    int `json:"uses,omitempty"`
+	// Schedule is the code's weekly schedule in its canonical JSON form
+	// (internal/weekly), nil for none.
+	Schedule json.RawMessage `json:"schedule,omitempty"`
+	Errors   []Notice        `json:"errors,omitempty"`
+	Warnings []Notice        `json:"warnings,omitempty"`
 }
 
 // NextTransition is when the code's status next changes by itself: starts_at

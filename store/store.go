@@ -77,10 +77,12 @@ var (
 	bucketReplies   = []byte("replies")       // command id -> reply
 	bucketReplyLog  = []byte("replylog")      // be64 n -> command id
 	bucketCounters  = []byte("counters")      // signing key name -> replay window
+	bucketOffline   = []byte("offline")       // keyed hash of an offline code -> OfflineMark
 
 	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
-		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog, bucketCounters}
+		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog,
+		bucketCounters, bucketOffline}
 )
 
 // Meta keys.
@@ -95,6 +97,7 @@ var (
 	metaCodeCount   = []byte("code_count")
 	metaSnapshot    = []byte("snapshot_version")
 	metaAcked       = []byte("acked")
+	metaOfflineKey  = []byte("offline_key")
 )
 
 // Options tune Open. The zero value is usable.

@@ -49,6 +49,7 @@ func (t *Tx) outbox() *bolt.Bucket   { return t.bucket(bucketOutbox) }
 func (t *Tx) history() *bolt.Bucket  { return t.bucket(bucketHistory) }
 func (t *Tx) replies() *bolt.Bucket  { return t.bucket(bucketReplies) }
 func (t *Tx) replyLog() *bolt.Bucket { return t.bucket(bucketReplyLog) }
+func (t *Tx) offline() *bolt.Bucket  { return t.bucket(bucketOffline) }
 
 func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	raw := b.Get(k)

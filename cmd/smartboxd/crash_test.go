@@ -226,7 +226,8 @@ func crashConfig(dir, broker string, readers []*fakeReader, keypad *port) string
 // the database passes bbolt's check; after every restart the locks are
 // inactive, every event the cloud saw and did not ack comes again with its
 // id, seq stays gapless and never changes meaning, and the box's bins, keys
-// and codes are what its events say.
+// and codes are what its events say — a one-time code among them opens one
+// bin at most and is removed with the entry that used it.
 func TestCrash(t *testing.T) {
 	rounds := crashRounds(t)
 	seed := uint64(time.Now().UnixNano())
@@ -260,9 +261,14 @@ func TestCrash(t *testing.T) {
 	r.offlineChecks()
 	s := r.stats
 	types := map[string]int{}
+	usedUp := 0
 	for _, e := range r.events.ordered() {
 		types[e.Type]++
+		if e.Type == "access_code.status" && dataString(e, "status") == "removed" && dataInt(e, "max_uses") > 0 && dataInt(e, "uses") >= dataInt(e, "max_uses") {
+			usedUp++
+		}
 	}
+	t.Logf("one-time codes used up: %d", usedUp)
 	t.Logf("events by type: %v", types)
 	t.Logf("%d kills in %v: %d events (%d republished copies), %d keypad entries and fob moves, %d commands; settling took %v in all",
 		s.kills, time.Since(began).Round(time.Millisecond), s.events, s.republished, s.inputs, s.commands, s.settle.Round(time.Millisecond))
@@ -434,8 +440,14 @@ func (r *crashRig) work(d time.Duration) {
 			c := crashCode{id: fmt.Sprintf("ac-%d", len(r.codes)+1), code: r.newCode()}
 			action := []string{"pickup", "dropoff"}[r.rng.IntN(2)]
 			r.codes = append(r.codes, c)
-			r.send("access_code.upsert", map[string]any{"access_code_id": c.id, "code": c.code, "name": c.id,
-				"type": "ongoing", "key_id": r.keys[r.rng.IntN(len(r.keys))], "action": action})
+			data := map[string]any{"access_code_id": c.id, "code": c.code, "name": c.id,
+				"type": "ongoing", "key_id": r.keys[r.rng.IntN(len(r.keys))], "action": action}
+			if r.rng.IntN(3) == 0 {
+				// One-time: the model holds that it opens one bin at most,
+				// and is gone with the entry that used it.
+				data["is_one_time_use"] = true
+			}
+			r.send("access_code.upsert", data)
 		case p < 63 && len(r.codes) > 0:
 			r.send("access_code.delete", map[string]any{"access_code_id": r.codes[r.rng.IntN(len(r.codes))].id})
 		case p < 70:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,9 @@ func TestDemoWalkthrough(t *testing.T) {
 		"data_dir: .run/sim", "data_dir: "+filepath.Join(dir, "data"),
 		"tcp://127.0.0.1:18830", "tcp://"+addr,
 		"port: stdio", "port: "+con.Name(),
+		// Offline codes need a synchronised clock, which a test machine
+		// may lack.
+		"require_sync: true", "require_sync: false",
 	).Replace(raw)
 	d := startDaemon(t, writeConfig(t, dir, cfg))
 	waitText := func(what string) {
@@ -107,7 +111,7 @@ func TestDemoWalkthrough(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitText("reply   demo-7   ok")
+	waitText("reply   demo-8   ok") // the offline key, last
 
 	c := newTechnician(t, con)
 	if got := c.do("bins"); got[len(got)-1] != "ERR console.login_required: log in first" {
@@ -115,25 +119,54 @@ func TestDemoWalkthrough(t *testing.T) {
 	}
 	c.mustOK("login 246810")
 	c.mustOK("sim key 5678#")
-	waitText("bin.unlocked           bin=1 reason=dropoff")
+	waitText("bin.unlocked           access_code_id=host-dropoff bin=1 reason=dropoff")
 	c.mustOK("sim fob 1 0A1B2C3D4E")
-	waitText("key.dropped_off        bin=1 fob=0A1B2C3D4E key_id=front-door")
+	waitText("key.dropped_off        access_code_id=host-dropoff bin=1 fob=0A1B2C3D4E key_id=front-door via=access_code")
 	bins := strings.Join(c.mustOK("bins"), "\n")
 	if !strings.Contains(bins, "1    occupied  front-door  0A1B2C3D4E") {
 		t.Fatalf("bins:\n%s", bins)
 	}
 	c.mustOK("sim key 1234#")
-	waitText("bin.unlocked           bin=1 reason=pickup")
+	waitText("bin.unlocked           access_code_id=guest-pickup bin=1 reason=pickup")
 	c.mustOK("sim nofob 1")
 	waitText("key.picked_up          access_code_id=guest-pickup bin=1 key_id=front-door via=access_code")
 	// The virtual key's code works too, once the key is checked in.
 	c.mustOK("sim key 97531#")
 	waitText("reason=key.notCheckedIn")
+
+	// The offline codes the cloud printed: the Front door key, back in
+	// bin 1, opens for its pickup code; the Garage key goes in once.
+	pickup, once := offlineCodeOf(t, out.String(), "pickup of front-door"), offlineCodeOf(t, out.String(), "dropoff_once of garage")
+	c.mustOK("sim key 5678#")
+	waitText("bin.unlocked           access_code_id=host-dropoff bin=1 reason=dropoff")
+	c.mustOK("sim fob 1 0A1B2C3D4E")
+	c.mustOK("sim key " + pickup + "#")
+	waitText("bin.unlocked           bin=1 reason=pickup")
+	c.mustOK("sim nofob 1")
+	waitText("key.picked_up          bin=1 key_id=front-door via=offline_code")
+	c.mustOK("sim key " + once + "#")
+	waitText("bin.unlocked           bin=1 reason=dropoff")
+	c.mustOK("sim fob 1 00C0FFEE42")
+	waitText("key.dropped_off        bin=1 fob=00C0FFEE42 key_id=garage via=offline_code")
+	// A wrong offline code is a wrong entry like any other.
+	c.mustOK("sim key " + pickup[:13] + string('0'+(pickup[13]-'0'+1)%10) + "#")
+	waitText("reason=code.unknown")
 	d.stop()
 	waitText("box     demo-box offline")
 	if cloud.Acked() == 0 {
 		t.Fatal("the cloud acked nothing")
 	}
+}
+
+// offlineCodeOf finds the offline code the demo cloud printed for what
+// ("pickup of front-door").
+func offlineCodeOf(t *testing.T, out, what string) string {
+	t.Helper()
+	m := regexp.MustCompile(`offline code (\d{14}): ` + regexp.QuoteMeta(what) + `,`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the cloud printed no offline code for %s:\n%s", what, out)
+	}
+	return m[1]
 }
 
 // TestDBCommands checks, exports and compacts a database offline.

@@ -6,6 +6,8 @@
 //	smartboxd -config FILE identity print the box's seal_key (made on first use)
 //	smartboxd keygen -out FILE      make a command signing key pair
 //	smartboxd -version              print the version
+//	smartboxd -config FILE offline-code -key-file F -key-id K -mode pickup -hours 24 [-start T]
+//	                                print an offline code (contract §8)
 package main
 
 import (
@@ -20,6 +22,9 @@ import (
 
 	"smartboxd/internal/config"
 )
+
+// stdin is where -key-file - reads from.
+var stdin io.Reader = os.Stdin
 
 // version is stamped at build time: -ldflags "-X main.version=...".
 var version = "dev"
@@ -87,6 +92,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok\n", *path)
 		return nil
+	}
+	if rest := fs.Args(); len(rest) > 0 && rest[0] == "offline-code" {
+		return offlineCode(cfg, rest[1:], stdin, stdout, stderr)
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		switch rest[0] {

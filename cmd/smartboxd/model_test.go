@@ -24,6 +24,8 @@ type model struct {
 	fobs    map[string]string // fob serial -> owning key id
 	codes   map[string]bool   // access codes present
 	serials map[string]string // key id -> the serial its creating upsert gave it
+	maxUses map[string]int    // access code id -> its max_uses (absent: no limit)
+	uses    map[string]int    // access code id -> bins it opened
 }
 
 // modelBin is the durable part of a bin: the key checked in and the fob seen.
@@ -34,7 +36,7 @@ type modelBin struct {
 
 func newModel(binIDs []int, serials map[string]string) *model {
 	m := &model{bins: map[int]modelBin{}, keys: map[string]int{}, fobs: map[string]string{},
-		codes: map[string]bool{}, serials: serials}
+		codes: map[string]bool{}, serials: serials, maxUses: map[string]int{}, uses: map[string]int{}}
 	for _, id := range binIDs {
 		m.bins[id] = modelBin{}
 	}
@@ -108,12 +110,30 @@ func (m *model) apply(e event) error {
 			}
 		}
 		m.bins[bin] = modelBin{Fob: seen}
+	case "bin.unlocked":
+		// A code with a use limit is removed in the transaction of the
+		// entry that used it up: it can never open a bin after that.
+		id := dataString(e, "access_code_id")
+		if id == "" {
+			return nil
+		}
+		if !m.codes[id] {
+			return fmt.Errorf("seq %d: bin %d opened by access code %q, which the box had removed", e.Seq, bin, id)
+		}
+		m.uses[id]++
+		if n := m.maxUses[id]; n > 0 && m.uses[id] > n {
+			return fmt.Errorf("seq %d: access code %q opened a bin %d times, max_uses %d", e.Seq, id, m.uses[id], n)
+		}
 	case "access_code.status":
 		id := dataString(e, "access_code_id")
 		if dataString(e, "status") == "removed" {
 			delete(m.codes, id)
+			delete(m.maxUses, id)
+			delete(m.uses, id)
 		} else {
 			m.codes[id] = true
+			m.maxUses[id] = dataInt(e, "max_uses")
+			m.uses[id] = dataInt(e, "uses")
 		}
 	case "sync.snapshot_applied":
 		return fmt.Errorf("seq %d: the model does not follow snapshots", e.Seq)
@@ -208,6 +228,11 @@ func (m *model) diff(s stateDoc) []string {
 	if s.Keys != len(m.keys) {
 		out = append(out, fmt.Sprintf("%d keys reported, events say %d", s.Keys, len(m.keys)))
 	}
+	for id, n := range m.maxUses {
+		if n > 0 && m.uses[id] >= n {
+			out = append(out, fmt.Sprintf("access code %s used %d times of %d, yet not removed", id, m.uses[id], n))
+		}
+	}
 	if s.AccessCodes != len(m.codes) {
 		out = append(out, fmt.Sprintf("%d access codes reported, events say %d", s.AccessCodes, len(m.codes)))
 	}
@@ -287,6 +312,41 @@ func TestModelReplay(t *testing.T) {
 			}
 		})
 	}
+	// A one-time code: used once and removed in that transaction; a state
+	// that still counts it disagrees, and a second use is refused.
+	once := newModel([]int{1, 2}, nil)
+	for _, e := range []event{
+		ev(1, "access_code.status", map[string]any{"access_code_id": "o", "status": "set", "max_uses": 1.0, "uses": 0.0}),
+		ev(2, "bin.unlocked", map[string]any{"bin": 1.0, "reason": "pickup", "access_code_id": "o"}),
+	} {
+		if err := once.apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(once.diff(stateDoc{Bins: bins(modelBin{}, modelBin{}), AccessCodes: 1})) == 0 {
+		t.Fatal("a used-up code still present went unnoticed")
+	}
+	for _, e := range []event{
+		ev(3, "access_code.status", map[string]any{"access_code_id": "o", "status": "removing", "max_uses": 1.0, "uses": 1.0}),
+		ev(4, "access_code.status", map[string]any{"access_code_id": "o", "status": "removed", "max_uses": 1.0, "uses": 1.0}),
+	} {
+		if err := once.apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := once.diff(stateDoc{Bins: bins(modelBin{}, modelBin{})}); len(d) > 0 {
+		t.Fatalf("after its removal: %v", d)
+	}
+	if err := once.apply(ev(5, "bin.unlocked", map[string]any{"bin": 1.0, "reason": "pickup", "access_code_id": "o"})); err == nil {
+		t.Fatal("a second use of a one-time code was accepted")
+	}
+	twice := newModel([]int{1}, nil)
+	twice.apply(ev(1, "access_code.status", map[string]any{"access_code_id": "t", "status": "set", "max_uses": 1.0, "uses": 0.0}))
+	twice.apply(ev(2, "bin.unlocked", map[string]any{"bin": 1.0, "reason": "pickup", "access_code_id": "t"}))
+	if err := twice.apply(ev(3, "bin.unlocked", map[string]any{"bin": 1.0, "reason": "pickup", "access_code_id": "t"})); err == nil {
+		t.Fatal("two uses of a one-time code before its removal were accepted")
+	}
+
 	m := newModel([]int{1}, nil)
 	if err := m.apply(ev(1, "key.dropped_off", map[string]any{"key_id": "ghost", "bin": 1.0})); err == nil {
 		t.Fatal("a drop-off of a key never created was accepted")

@@ -102,6 +102,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		MaxAccessCodes:  cfg.Limits.MaxAccessCodes,
 		Limits:          contract.Limits{MaxPayload: cfg.MQTT.MaxPayloadKB << 10, MaxSnapshotPayload: cfg.MQTT.SnapshotMaxMB << 20},
 		Trust:           trustCfg,
+		MaxKeys:         cfg.Limits.MaxKeys,
 		Store:           db,
 		Locks:           bank,
 		Clock:           clock,

@@ -1,6 +1,7 @@
 // Package democloud is a small stand-in for the SmartBox cloud, for the
 // demo: an embedded MQTT broker, and a client of it that provisions a box
-// with a few keys and access codes when the box comes online, acks every
+// with a few keys and access codes (and its offline key) when the box
+// comes online, prints two offline codes for the demo's keys, acks every
 // event, and prints each event and reply as a readable line.
 package democloud
 
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"smartboxd/contract"
+	"smartboxd/offline"
 	"smartboxd/trust"
 	"sort"
 	"strings"
@@ -50,7 +52,25 @@ type Config struct {
 	Provision bool   // send the demo's keys and codes when the box is online
 	Out       io.Writer
 	Logger    *slog.Logger
+	Now       func() time.Time // the clock offline codes start at; default time.Now
 }
+
+// OfflineKey is the demo's offline key. It is fixed and public: a demo
+// only. A real cloud makes a random key per box.
+var OfflineKey = []byte("demo-offline-key-000000000000000")
+
+// OfflineCodes are the offline codes the demo cloud prints when a box
+// comes online, each valid for 24 hours from the hour it is made in.
+var OfflineCodes = []struct {
+	KeyID string
+	Mode  offline.Mode
+}{
+	{"front-door", offline.Pickup},  // the guest takes the Front door key, while it is here
+	{"garage", offline.DropoffOnce}, // the cleaner returns the Garage key, once
+}
+
+// offlineClass is the duration class of the demo's offline codes: 24 hours.
+const offlineClass = 4
 
 // Provisioning is what the demo cloud sends a box that comes online. The
 // command ids are fixed, so sending them again on every start has no second
@@ -63,6 +83,7 @@ var Provisioning = []map[string]any{
 	{"id": "demo-5", "type": "access_code.upsert", "data": map[string]any{"access_code_id": "host-dropoff", "code": "5678", "name": "Host drops the front door key", "type": "ongoing", "key_id": "front-door", "action": "dropoff"}},
 	{"id": "demo-6", "type": "access_code.upsert", "data": map[string]any{"access_code_id": "guest-pickup", "code": "1234", "name": "Guest picks it up", "type": "ongoing", "key_id": "front-door", "action": "pickup"}},
 	{"id": "demo-7", "type": "access_code.upsert", "data": map[string]any{"access_code_id": "cleaner-dropoff", "code": "4321", "name": "Cleaner returns the garage key", "type": "ongoing", "key_id": "garage", "action": "dropoff"}},
+	{"id": "demo-8", "type": contract.TypeOfflineSetKey, "data": map[string]any{"key": base64.StdEncoding.EncodeToString(OfflineKey)}},
 }
 
 // Cloud is a running demo cloud.
@@ -84,6 +105,9 @@ type Cloud struct {
 func Start(cfg Config) (*Cloud, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: cfg.Logger})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
@@ -171,7 +195,7 @@ func (c *Cloud) send(cmd map[string]any, sealTo *[32]byte) {
 	out := maps.Clone(cmd)
 	if data, ok := cmd["data"].(map[string]any); ok && sealTo != nil {
 		data = maps.Clone(data)
-		for _, field := range []string{"code", "key_code"} {
+		for _, field := range []string{"code", "key_code", "key"} {
 			if plain, ok := data[field].(string); ok {
 				sealed, err := trust.Seal(sealTo, []byte(plain))
 				if err != nil {
@@ -214,6 +238,23 @@ func (c *Cloud) onStatus(payload []byte) {
 		for _, cmd := range Provisioning {
 			c.send(cmd, sealTo)
 		}
+		c.printOfflineCodes()
+	}
+}
+
+// printOfflineCodes prints the demo's offline codes for this box, as a
+// cloud would send them to a guest: nothing goes to the box.
+func (c *Cloud) printOfflineCodes() {
+	start := c.cfg.Now()
+	for _, oc := range OfflineCodes {
+		code, err := offline.Generate(OfflineKey, c.cfg.BoxID, oc.KeyID, oc.Mode, offlineClass, start)
+		if err != nil {
+			c.printf("cloud   offline code for %s: %v", oc.KeyID, err)
+			continue
+		}
+		from, to := offline.Window(offline.HourOf(start), offlineClass)
+		c.printf("cloud   offline code %s: %s of %s, %s to %s", code, oc.Mode, oc.KeyID,
+			from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"smartboxd/offline"
 )
 
 // syncBuffer is an io.Writer safe for the cloud's goroutine and the test.
@@ -58,7 +60,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestProvisionsAcksAndPrints(t *testing.T) {
 	addr := freeAddr(t)
 	out := &syncBuffer{}
-	c, err := Start(Config{Listen: addr, BoxID: "b1", Provision: true, Out: out})
+	now := time.Date(2026, 5, 1, 14, 20, 0, 0, time.UTC)
+	c, err := Start(Config{Listen: addr, BoxID: "b1", Provision: true, Out: out, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +160,17 @@ func TestProvisionsAcksAndPrints(t *testing.T) {
 	waitFor(t, "printed reply", func() bool { return strings.Contains(out.String(), "ERR key.serialNumber.taken") })
 	text := out.String()
 	for _, want := range []string{"box     b1 online", "#1    bin.unlocked", "bin=3 reason=pickup", "key.picked_up", "key_id=front-door"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("output lacks %q:\n%s", want, text)
+		}
+	}
+	// The offline codes printed are the box's codes for its offline key.
+	for _, oc := range OfflineCodes {
+		code, err := offline.Generate(OfflineKey, "b1", oc.KeyID, oc.Mode, 4, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "offline code " + code + ": " + oc.Mode.String() + " of " + oc.KeyID + ", 2026-05-01T14:00:00Z to 2026-05-02T14:00:00Z"
 		if !strings.Contains(text, want) {
 			t.Fatalf("output lacks %q:\n%s", want, text)
 		}

@@ -6,10 +6,11 @@
 // A schedule is active at an instant when, in its IANA time zone, the wall
 // clock falls inside one of its segments. A segment starts at from on each
 // of its days and ends at to: on the same day when to is later than from,
-// otherwise on the next day (to <= from runs past midnight, so from == to
-// is a whole 24 hours). from is included and to is not, to the minute.
-// "24:00" is accepted as a to and means the midnight that ends the day;
-// "00:00" as a to means the same. Days are "mon" to "sun", lower case; the
+// otherwise on the next day (to < from runs past midnight). A segment with
+// from == to is refused: it is empty or a whole 24 hours, and a box must not
+// guess which was meant ("00:00"-"24:00" is a whole day). from is included
+// and to is not, to the minute. "24:00" is accepted as a to and means the
+// midnight that ends the day; "00:00" as a to means the same. Days are "mon" to "sun", lower case; the
 // days of a segment that runs past midnight are the days it starts.
 //
 // Wall-clock time decides, so across a daylight-saving change a segment
@@ -277,6 +278,9 @@ func (seg Segment) check(field string) (span, error) {
 	}
 	if sp.to, ok = clock(seg.To, true); !ok {
 		return span{}, &FieldError{Field: field + ".to", Reason: fmt.Sprintf("%q is not a time HH:MM from 00:00 to 24:00", seg.To)}
+	}
+	if sp.from == sp.to {
+		return span{}, &FieldError{Field: field + ".to", Reason: fmt.Sprintf("%q equals from: a segment cannot be empty (00:00 to 24:00 is a whole day)", seg.To)}
 	}
 	return sp, nil
 }

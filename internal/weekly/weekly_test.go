@@ -173,12 +173,12 @@ func TestSegments(t *testing.T) {
 			{"2025-06-16T02:00:00Z", false},
 			{"2025-06-15T01:00:00Z", false}, // sun 01:00: sat not listed
 		}},
-		{"from equal to is 24 hours", one("UTC", `"mon"`, "09:00", "09:00"), []at{
+		{"a minute short of 24 hours", one("UTC", `"mon"`, "09:00", "08:59"), []at{
 			{"2025-06-16T08:59:59Z", false},
 			{"2025-06-16T09:00:00Z", true},
 			{"2025-06-16T23:59:59Z", true},
-			{"2025-06-17T08:59:59Z", true}, // tue
-			{"2025-06-17T09:00:00Z", false},
+			{"2025-06-17T08:58:59Z", true}, // tue
+			{"2025-06-17T08:59:00Z", false},
 		}},
 		{"00:00-24:00 is the whole day", one("UTC", `"wed"`, "00:00", "24:00"), []at{
 			{"2025-06-17T23:59:59Z", false},
@@ -273,6 +273,8 @@ func TestValidationErrors(t *testing.T) {
 		{"to 17:60", `{"time_zone":"UTC","weekly":[{"days":["mon"],"from":"09:00","to":"17:60"}]}`, "schedule.weekly[0].to", `"17:60" is not a time`},
 		{"to with seconds", `{"time_zone":"UTC","weekly":[{"days":["mon"],"from":"09:00","to":"17:00:00"}]}`, "schedule.weekly[0].to", `"17:00:00" is not a time`},
 		{"to 17.00", `{"time_zone":"UTC","weekly":[{"days":["mon"],"from":"09:00","to":"17.00"}]}`, "schedule.weekly[0].to", `"17.00" is not a time`},
+		{"from equal to", `{"time_zone":"UTC","weekly":[{"days":["mon"],"from":"09:00","to":"09:00"}]}`, "schedule.weekly[0].to", `"09:00" equals from`},
+		{"midnight to midnight", `{"time_zone":"UTC","weekly":[` + seg + `,{"days":["sun"],"from":"00:00","to":"00:00"}]}`, "schedule.weekly[1].to", `"00:00" equals from`},
 		{"to with a sign", `{"time_zone":"UTC","weekly":[{"days":["mon"],"from":"09:00","to":"+1:00"}]}`, "schedule.weekly[0].to", `"+1:00" is not a time`},
 		{"unknown member", `{"time_zone":"UTC","weekly":[` + seg + `],"note":1}`, "schedule", `unknown member "note"`},
 		{"member in another case", `{"Time_Zone":"UTC","weekly":[` + seg + `]}`, "schedule", `unknown member "Time_Zone"`},
