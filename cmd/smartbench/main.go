@@ -214,6 +214,14 @@ func bench(ctx context.Context, o options) (*report, error) {
 			daemon: us(r.verify.median()), baseline: us(r.verifyBare.median()), goal: ratioAtMost, limit: 1.5})
 		rep.add(row{key: "sealed_code_open", path: "sealed code opened", unit: "us",
 			daemon: us(r.open.median()), baseline: us(r.openBare.median()), goal: ratioAtMost, limit: 1.5})
+		o48, err := benchOffline(max(o.checkCycles/10, 50))
+		if err != nil {
+			return nil, fmt.Errorf("offline: %w", err)
+		}
+		rep.add(row{key: "offline_check_48", path: "offline code tag check, 48 keys in", unit: "us",
+			daemon: us(o48.match48.median()), baseline: us(o48.bare48.median()), goal: ratioAtMost, limit: 1.5})
+		rep.add(row{key: "offline_check_1000", path: "offline code tag check, 1,000 keys", unit: "us",
+			daemon: us(o48.match1000.median()), baseline: us(o48.bare1000.median()), goal: ratioAtMost, limit: 1.5})
 	}
 
 	var template string
