@@ -35,6 +35,21 @@ func (t *Tx) bucket(name []byte) *bolt.Bucket {
 	return b
 }
 
+// appendOnly returns a bucket whose keys only ever grow (a sequence): its
+// pages are filled to the brim as they split, since nothing is inserted
+// before the last key. bbolt's default, half full, would leave the outbox
+// file twice the size of its events.
+func (t *Tx) appendOnly(name []byte) *bolt.Bucket {
+	b := t.bucket(name)
+	if b != nil {
+		b.FillPercent = appendFill
+	}
+	return b
+}
+
+// appendFill is the fill percent of the append-only buckets.
+const appendFill = 0.95
+
 // forget drops a cached bucket that was deleted and made anew.
 func (t *Tx) forget(name []byte) { delete(t.open, string(name)) }
 
@@ -45,8 +60,8 @@ func (t *Tx) fobs() *bolt.Bucket     { return t.bucket(bucketFobs) }
 func (t *Tx) codes() *bolt.Bucket    { return t.bucket(bucketCodes) }
 func (t *Tx) codeIdx() *bolt.Bucket  { return t.bucket(bucketCodeIndex) }
 func (t *Tx) sched() *bolt.Bucket    { return t.bucket(bucketSchedule) }
-func (t *Tx) outbox() *bolt.Bucket   { return t.bucket(bucketOutbox) }
-func (t *Tx) history() *bolt.Bucket  { return t.bucket(bucketHistory) }
+func (t *Tx) outbox() *bolt.Bucket   { return t.appendOnly(bucketOutbox) }
+func (t *Tx) history() *bolt.Bucket  { return t.appendOnly(bucketHistory) }
 func (t *Tx) replies() *bolt.Bucket  { return t.bucket(bucketReplies) }
 func (t *Tx) replyLog() *bolt.Bucket { return t.bucket(bucketReplyLog) }
 func (t *Tx) offline() *bolt.Bucket  { return t.bucket(bucketOffline) }
