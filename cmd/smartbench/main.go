@@ -115,6 +115,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the in-process box, store and link) to FILE")
 	fs.BoolVar(&o.brokerLimits, "broker-limits", false, "keep mosquitto's default max_inflight_messages (20) and max_queued_messages (1000)")
 	verbose := fs.Bool("v", false, "log the MQTT link's warnings")
+	oneCoreToo := fs.Bool("one-core", false, "measure every figure a second time pinned to one core with GOMAXPROCS=1 (a Pi-class proxy)")
+	rowsJSON := fs.Bool("rows-json", false, "print the rows as JSON only (the one-core child's output)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -150,6 +152,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep, err := bench(ctx, o)
 	if err != nil {
 		return err
+	}
+	if *rowsJSON {
+		return rep.writeRows(stdout)
+	}
+	if *oneCoreToo {
+		o.progress("measuring again on one core")
+		if err := oneCore(ctx, rep, args, stderr); err != nil {
+			return err
+		}
 	}
 	return rep.write(stdout)
 }
