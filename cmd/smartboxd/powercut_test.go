@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"smartboxd/internal/faultfs"
+	"smartboxd/internal/mqtttest"
 	"smartboxd/store"
 )
 
@@ -407,4 +409,48 @@ func TestPowerCutFailingWrites(t *testing.T) {
 			r.dbCheck()
 		})
 	}
+}
+
+// TestPowerCutAfterCompact compacts the stopped box's database, lets the
+// next daemon commit to the compacted file, and cuts the power: the
+// compacted file must still be the one under the name, with those commits.
+func TestPowerCutAfterCompact(t *testing.T) {
+	m := newFaultMount(t, faultfs.Options{})
+	b := mqtttest.Start(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf("box_id: box-compact\ndata_dir: %s\nmqtt: {broker: %q, keepalive_s: 2}\nhardware:\n  bins: [{id: 1}]\n",
+		filepath.Join(m.mnt, "data"), b.URL()))
+	c := newCloud(t, b, "box-compact")
+	log := newEventLog(t, c.events)
+	d := startDaemon(t, cfg)
+	c.waitEvent("device.started", nil)
+	c.mustOK("key.upsert", map[string]any{"key_id": "before", "name": "before"})
+	d.stop()
+	if out, err := exec.Command(binPath, "-config", cfg, "db", "compact").CombinedOutput(); err != nil {
+		t.Fatalf("db compact: %v\n%s", err, out)
+	}
+	d = startDaemon(t, cfg)
+	c.mustOK("key.upsert", map[string]any{"key_id": "after", "name": "after"})
+	waitFor(t, 20*time.Second, "the second key's event", func() bool {
+		log.pump()
+		return log.maxSeq() >= 4 // started, key, started, key
+	})
+	seen := log.maxSeq()
+	d.kill()
+	m.cut(false)
+	boltCheck(t, filepath.Join(m.durableData(), store.DBFile))
+	m.remount()
+	d = startDaemon(t, cfg)
+	rep := c.mustOK("state.get", nil)
+	raw, _ := json.Marshal(rep["result"])
+	if s := decodeState(t, raw); s.Keys != 2 {
+		t.Fatalf("after compact, a commit and a cut the box holds %d keys, want 2", s.Keys)
+	}
+	started := c.waitEvent("device.started", func(e event) bool { return e.Seq > seen })
+	if started.Seq != seen+1 {
+		t.Fatalf("the boot after the cut is seq %d; the cloud had seen up to %d", started.Seq, seen)
+	}
+	log.pump() // fails on a seq reused with another id
+	d.stop()
+	noRace(t, d)
 }
