@@ -8,7 +8,7 @@ PKGS    := ./...
 FUZZTIME ?= 5s
 N       ?= 200
 
-.PHONY: help build test lint bench cross run test-arm crash fuzz deps clean
+.PHONY: help build test lint bench cross run test-arm crash powercut fuzz deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test-arm: ## run the unit tests under qemu for arm and arm64
 
 crash: deps ## kill -9 the daemon N times under load and check nothing is lost (N=200)
 	SMARTBOX_CRASH_ROUNDS=$(N) $(GO) test -count=1 -run TestCrash -timeout 60m -v ./cmd/smartboxd
+
+powercut: deps ## cut the power under the daemon N times (faultfs, root) and check nothing is lost (N=200)
+	SMARTBOX_POWERCUT_ROUNDS=$(N) $(GO) test -count=1 -run 'TestPowerCut$$' -timeout 90m -v ./cmd/smartboxd
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash .ci/fuzz.sh $(FUZZTIME)

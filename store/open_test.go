@@ -37,8 +37,16 @@ func TestOpenCreatesDataDir(t *testing.T) {
 	if fi.Size() != secretSize {
 		t.Errorf("secret size = %d, want %d", fi.Size(), secretSize)
 	}
-	if _, err := os.Stat(filepath.Join(dir, SecretFile+".tmp")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("temporary secret file left behind: %v", err)
+	// Nothing but the secret and the database: no temporary file is left
+	// behind.
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != SecretFile && e.Name() != DBFile {
+			t.Errorf("left behind in the data dir: %s", e.Name())
+		}
 	}
 	// Every bucket the layout names exists after the first open.
 	err = db.Bolt().View(func(tx *bolt.Tx) error {

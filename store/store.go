@@ -17,6 +17,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"smartboxd/internal/atomicfile"
 )
 
 // File names inside the data directory.
@@ -142,12 +144,12 @@ func Open(dir string, opts Options) (*DB, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+	} else if err := makeDir(dir); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
 	var secret []byte
+	_, statErr := os.Stat(path)
 	if !opts.ReadOnly {
-		_, statErr := os.Stat(path)
 		var err error
 		if secret, err = loadSecret(filepath.Join(dir, SecretFile), statErr == nil); err != nil {
 			return nil, err
@@ -174,6 +176,15 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.ReadOnly {
 		return d, nil
 	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// bbolt syncs the new file's first pages but not its name: without
+		// the directory's fsync a power cut can take the whole database,
+		// and the seqs it had published, away.
+		if err := syncDir(dir); err != nil {
+			bdb.Close()
+			return nil, fmt.Errorf("store: create %s: %w", path, err)
+		}
+	}
 	if err := d.migrate(); err != nil {
 		bdb.Close()
 		return nil, err
@@ -194,14 +205,9 @@ func loadSecret(path string, dbExists bool) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, fmt.Errorf("store: make secret: %w", err)
 		}
-		tmp := path + ".tmp"
-		if err := writeFileSync(tmp, b, 0o600); err != nil {
-			return nil, fmt.Errorf("store: write secret: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return nil, fmt.Errorf("store: write secret: %w", err)
-		}
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		// Whole or absent after a power cut, never empty or torn; and
+		// never over a secret another process made meanwhile.
+		if err := atomicfile.Create(path, b, 0o600); err != nil {
 			return nil, fmt.Errorf("store: write secret: %w", err)
 		}
 		return b, nil
@@ -215,6 +221,27 @@ func loadSecret(path string, dbExists bool) ([]byte, error) {
 	return b, nil
 }
 
+// makeDir makes dir and any missing parents, and syncs the directory each
+// new one was made in, so that a power cut cannot take them away.
+func makeDir(dir string) error {
+	var made []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -222,22 +249,6 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-func writeFileSync(path string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // migrate brings the file to SchemaVersion and counts this boot.

@@ -185,6 +185,12 @@ type crashRig struct {
 	nFob     int
 	nCmd     int
 	working  bool // react to bin.unlocked like a person at the box
+	// confirmed is a seq the box has shown it holds acked: a state.get
+	// answered with an outbox that starts above it.
+	confirmed uint64
+	// cut, when set, runs after each kill, before the database is checked:
+	// the power cut.
+	cut func()
 
 	// Set at each kill, checked after the restart.
 	unackedAtKill []uint64 // seqs seen and not acked when the daemon died
@@ -232,20 +238,8 @@ func TestCrash(t *testing.T) {
 	rounds := crashRounds(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d rounds", seed, rounds)
-	b := mqtttest.Start(t)
-	readers := []*fakeReader{newFakeReader(t), newFakeReader(t), newFakeReader(t)}
-	keypad := newPort(t)
 	dir := t.TempDir()
-	r := &crashRig{
-		t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), readers: readers, keypad: keypad,
-		cfgPath:  writeConfig(t, dir, crashConfig(dir, b.URL(), readers, keypad)),
-		dbPath:   filepath.Join(dir, "data", "smartbox.db"),
-		inReader: make([]string, len(readers)), serials: map[string]string{},
-		pending: map[string]string{}, boots: map[string]bool{},
-	}
-	r.c = newCloud(t, b, "box-crash")
-	r.events = newEventLog(t, r.c.events)
-	r.state = r.c.c.Subscribe(r.c.p + "/state")
+	r := newCrashRig(t, seed, dir, "", nil)
 	began := time.Now()
 
 	r.start()
@@ -272,6 +266,34 @@ func TestCrash(t *testing.T) {
 	t.Logf("events by type: %v", types)
 	t.Logf("%d kills in %v: %d events (%d republished copies), %d keypad entries and fob moves, %d commands; settling took %v in all",
 		s.kills, time.Since(began).Round(time.Millisecond), s.events, s.republished, s.inputs, s.commands, s.settle.Round(time.Millisecond))
+}
+
+// newCrashRig makes a box whose data dir is dataParent/data, with its
+// config in dir, on a broker of its own; edit, when set, rewrites the
+// config's YAML.
+func newCrashRig(t *testing.T, seed uint64, dir, dataParent string, edit func(string) string) *crashRig {
+	t.Helper()
+	if dataParent == "" {
+		dataParent = dir
+	}
+	b := mqtttest.Start(t)
+	readers := []*fakeReader{newFakeReader(t), newFakeReader(t), newFakeReader(t)}
+	keypad := newPort(t)
+	cfg := crashConfig(dataParent, b.URL(), readers, keypad)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
+	r := &crashRig{
+		t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), readers: readers, keypad: keypad,
+		cfgPath:  writeConfig(t, dir, cfg),
+		dbPath:   filepath.Join(dataParent, "data", "smartbox.db"),
+		inReader: make([]string, len(readers)), serials: map[string]string{},
+		pending: map[string]string{}, boots: map[string]bool{},
+	}
+	r.c = newCloud(t, b, "box-crash")
+	r.events = newEventLog(t, r.c.events)
+	r.state = r.c.c.Subscribe(r.c.p + "/state")
+	return r
 }
 
 // start runs the daemon and waits for its device.started.
@@ -492,6 +514,9 @@ func (r *crashRig) crash() {
 	r.restartIdx = len(r.events.all)
 	r.maxAtKill = r.events.maxSeq()
 	r.stateIdx = r.state.Len()
+	if r.cut != nil {
+		r.cut()
+	}
 	boltCheck(r.t, r.dbPath)
 }
 
@@ -562,6 +587,12 @@ func (r *crashRig) settle() {
 	st := decodeState(r.t, result)
 	if !st.Store.OK {
 		r.t.Fatalf("store not ok: %q", st.Store.Error)
+	}
+	// The outbox holds exactly the seqs after the last ack applied, and
+	// every seq up to from was written: everything up to from-depth is
+	// acked for good.
+	if c := int64(from) - int64(st.Outbox.Depth); c > int64(r.confirmed) {
+		r.confirmed = uint64(c)
 	}
 	time.Sleep(200 * time.Millisecond)
 	r.pump()

@@ -93,6 +93,12 @@ func dbCompact(cfg *config.Config, out io.Writer) error {
 	if err := os.Rename(tmp, src); err != nil {
 		return err
 	}
+	// Until the directory is synced a power cut can bring the old file
+	// back under the name — and with it lose every commit the next daemon
+	// makes to the new one.
+	if err := syncDir(filepath.Dir(src)); err != nil {
+		return fmt.Errorf("db compact: %w", err)
+	}
 	after, err := os.Stat(src)
 	if err != nil {
 		return err
@@ -146,4 +152,13 @@ func dbExport(cfg *config.Config, out io.Writer) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(e)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -22,7 +22,7 @@ var allowed = map[string][]string{
 	"internal/democloud": {"contract", "offline", "trust"},
 	"internal/deptest":   {},
 	"contract":           {},
-	"store":              {"contract"},
+	"store":              {"contract", "internal/atomicfile"},
 	"internal/weekly":    {},
 	"offline":            {},
 	"internal/faultfs":   {},
