@@ -144,7 +144,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-	} else if err := makeDir(dir); err != nil {
+	} else if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
 	var secret []byte
@@ -219,27 +219,6 @@ func loadSecret(path string, dbExists bool) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s has %d bytes, want %d", ErrBadSecret, path, len(b), secretSize)
 	}
 	return b, nil
-}
-
-// makeDir makes dir and any missing parents, and syncs the directory each
-// new one was made in, so that a power cut cannot take them away.
-func makeDir(dir string) error {
-	var made []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
-			break
-		}
-		made = append(made, d)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, d := range made {
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func syncDir(dir string) error {

@@ -134,7 +134,7 @@ func TestPowerCut(t *testing.T) {
 	r.dbPath = filepath.Join(m.durableData(), store.DBFile)
 	rng := rand.New(rand.NewPCG(seed, 0xc07))
 	var st powerCutStats
-	var secret []byte
+	var secret, identity []byte
 	var durableAcked uint64
 	r.cut = func() {
 		tear := rng.IntN(2) == 0
@@ -175,7 +175,8 @@ func TestPowerCut(t *testing.T) {
 			time.Sleep(time.Duration(rng.Int64N(int64(2*stall + 2*time.Millisecond))))
 		}
 		r.crash() // kill -9, cut, bbolt check of the durable file
-		secret = checkSecret(t, m, r.cfgPath, secret)
+		secret = checkKept(t, m, r.cfgPath, store.SecretFile, 32, secret)
+		identity = checkKept(t, m, r.cfgPath, IdentityFile, 0, identity)
 		durableAcked = checkDurableOutbox(t, r, m)
 		if durableAcked < r.acked {
 			st.unappliedAcks++
@@ -204,14 +205,16 @@ func TestPowerCut(t *testing.T) {
 		st.writesDropped, st.bytesDropped, st.pagesTorn, st.entriesReverted, st.unappliedAcks)
 }
 
-// checkSecret holds the durable secret against the one first seen. A
-// secret gone or changed beside a database must make the box refuse to
-// start, saying so — and it is a loss all the same.
-func checkSecret(t *testing.T, m *faultMount, cfgPath string, first []byte) []byte {
+// checkKept holds a durable key file (the secret, the identity) against
+// the one first seen: a cut must leave it whole (size bytes, when size is
+// not 0) and unchanged. A secret gone or changed beside a database must
+// make the box refuse to start, saying so — and it is a loss all the same;
+// an identity that changed would change the box's seal_key under the cloud.
+func checkKept(t *testing.T, m *faultMount, cfgPath, name string, size int, first []byte) []byte {
 	t.Helper()
-	p := filepath.Join(m.durableData(), store.SecretFile)
+	p := filepath.Join(m.durableData(), name)
 	got, err := os.ReadFile(p)
-	if err == nil && len(got) == 32 && (first == nil || bytes.Equal(got, first)) {
+	if err == nil && len(got) > 0 && (size == 0 || len(got) == size) && (first == nil || bytes.Equal(got, first)) {
 		return got
 	}
 	if first == nil && errors.Is(err, os.ErrNotExist) {
@@ -222,7 +225,7 @@ func checkSecret(t *testing.T, m *faultMount, cfgPath string, first []byte) []by
 	m.remount()
 	d := startDaemon(t, cfgPath)
 	code := d.waitExit()
-	t.Fatalf("the cut left the secret %d bytes (%v), first %d bytes; the daemon exited %d:\n%s", len(got), err, len(first), code, d.out.String())
+	t.Fatalf("the cut left %s %d bytes (%v), first %d bytes; the daemon exited %d:\n%s", name, len(got), err, len(first), code, d.out.String())
 	return nil
 }
 

@@ -67,16 +67,18 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		hw.sim.SetDoorPolarity(doorOpen)
 	}
 
+	// The identity is made before the database, so a database on disk
+	// always has the identity whose seal_key it may have published.
+	identity, err := loadIdentity(cfg)
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(cfg.DataDir, store.Options{BoxID: cfg.BoxID, MaxEvents: cfg.Outbox.MaxEvents, Replies: cfg.Limits.Replies})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	identity, err := loadIdentity(cfg)
-	if err != nil {
-		return err
-	}
 	trustCfg, err := boxTrust(cfg, identity)
 	if err != nil {
 		return err

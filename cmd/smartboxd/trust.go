@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"smartboxd/device"
@@ -19,7 +18,7 @@ const IdentityFile = "identity"
 
 // loadIdentity reads the box's identity, making it on first use.
 func loadIdentity(cfg *config.Config) (*trust.Identity, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := atomicfile.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	return trust.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, IdentityFile))

@@ -94,3 +94,25 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// MkdirAll makes dir and any missing parents with the permission bits of
+// mode, and syncs the directory each new one was made in, so that a power
+// cut cannot take them away with what is written into them later.
+func MkdirAll(dir string, mode os.FileMode) error {
+	var made []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	for _, d := range made {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
