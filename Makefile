@@ -29,8 +29,8 @@ lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 
-bench: deps ## measure the hot paths against their bare baselines
-	$(GO) run ./cmd/smartbench
+bench: deps ## measure the hot paths against their bare baselines, then again on one core (GOMAXPROCS=1, taskset)
+	$(GO) run ./cmd/smartbench -one-core
 
 cross: ## stripped static binaries for linux/arm (v6, v7) and linux/arm64
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/smartboxd-linux-armv6 ./cmd/smartboxd
