@@ -385,7 +385,7 @@ func TestOfflineOnceAndRevoke(t *testing.T) {
 	// offline.revoke refuses a code before it is used; bad codes are
 	// refused and change nothing.
 	plain := offlineCode(t, "k2", offline.Pickup, 4, h.clock.Now())
-	for _, bad := range []any{"123", "01000000000000", "51000000000000", "1x000000000000", 11000000000000, nil} {
+	for _, bad := range []any{"123", "01000000000000", "51000000000000", "1x000000000000", int64(11000000000000), nil} {
 		n := h.count()
 		h.mustFail(contract.CodeCmdInvalid, contract.TypeOfflineRevoke, map[string]any{"code": bad})
 		eq(t, "events after a bad revoke", h.count(), n)

@@ -77,7 +77,7 @@ func snapshotData(n int, base time.Time, version string) ([]byte, error) {
 	keys = append(keys, snapKey{KeyID: cycleKey, Name: "Bench cycle key"})
 	for k := range nKeys {
 		keys = append(keys, snapKey{KeyID: uuidOf("key", k), Name: fmt.Sprintf("Unit %d front door", k),
-			Description: "Main entrance, two keys on a ring", SerialNumber: fmt.Sprintf("%010X", 0xA000000000+k)})
+			Description: "Main entrance, two keys on a ring", SerialNumber: fmt.Sprintf("%010X", int64(0xA000000000)+int64(k))})
 	}
 	codes := make([]snapCode, 0, n)
 	for i := range n {
