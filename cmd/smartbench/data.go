@@ -114,7 +114,7 @@ func eventData(i int, at time.Time) (string, any) {
 	case 2:
 		return "key.picked_up", map[string]any{"key_id": key, "bin": bin, "access_code_id": uuidOf("code", i), "via": "access_code"}
 	case 3:
-		return "key.dropped_off", map[string]any{"key_id": key, "bin": bin, "fob": fmt.Sprintf("%010X", 0xA000000000+i%997)}
+		return "key.dropped_off", map[string]any{"key_id": key, "bin": bin, "fob": fmt.Sprintf("%010X", int64(0xA000000000)+int64(i)%997)}
 	}
 	t := at.UTC().Truncate(time.Second)
 	return "access_code.status", contract.AccessCodeView{AccessCodeID: uuidOf("code", i), Name: fmt.Sprintf("Guest %d", i),
