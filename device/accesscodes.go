@@ -129,8 +129,9 @@ func (b *Box) runSchedule() {
 		return
 	}
 	var due []store.ScheduleEntry
-	var next time.Time
+	var next, at time.Time
 	err := b.txn(func(c *txc) error {
+		at = c.now
 		due, next = c.tx.Due(c.now, scheduleBatch)
 		for _, e := range due {
 			a, err := c.tx.AccessCode(e.ID)
@@ -147,6 +148,10 @@ func (b *Box) runSchedule() {
 				return err
 			}
 		}
+		// The next wake-up is read after the transitions: one that set a
+		// code has just scheduled its ends_at, which may come before
+		// anything that was scheduled when the batch was read.
+		_, next = c.tx.Due(c.now, 0)
 		return nil
 	})
 	switch {
@@ -156,6 +161,10 @@ func (b *Box) runSchedule() {
 		b.armSchedule(0)
 	case next.IsZero():
 		b.armSchedule(scheduleIdle)
+	case !next.After(at):
+		// Still due after a batch that was not full: an entry no
+		// transition moved. Try again soon rather than spin.
+		b.armSchedule(retryAfter)
 	default:
 		b.armSchedule(min(max(next.Sub(b.clock.Now()), 0), scheduleIdle))
 	}
