@@ -69,6 +69,7 @@ const (
 	CodeCmdInvalid       = "cmd.invalid"
 	CodeCmdUnknown       = "cmd.unknown"
 	CodeCmdExpired       = "cmd.expired"
+	CodeCmdConflict      = "cmd.conflict" // a command id seen before, with another type or data
 	CodeInternal         = "internal"
 	CodeStoreUnavailable = "store.unavailable"
 	CodeAccessCodeLimit  = "access_code.limit"

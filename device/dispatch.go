@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"crypto/hmac"
 	"time"
 
 	"smartboxd/contract"
@@ -70,15 +71,25 @@ func (b *Box) Execute(ctx context.Context, cmd contract.Command) (contract.Reply
 }
 
 func (b *Box) execute(cmd contract.Command) contract.Reply {
-	var prior []byte
+	var prior store.StoredReply
 	var seen bool
-	if err := b.st.View(func(tx *store.Tx) error { prior, seen = tx.Reply(cmd.ID); return nil }); err != nil {
+	if err := b.st.View(func(tx *store.Tx) error { prior, seen = tx.StoredReply(cmd.ID); return nil }); err != nil {
 		return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeStoreUnavailable, "%v", err))
 	}
+	fp := cmd.Fingerprint()
 	if seen {
-		if r, err := contract.DecodeReply(prior); err == nil {
+		// A reply kept without a fingerprint (by an older daemon) answers
+		// any command under its id, as it did then.
+		if prior.Fingerprint != nil && !hmac.Equal(prior.Fingerprint, fp) {
+			return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeCmdConflict,
+				"command id %q was used by another command (type or data differ); nothing was done", clip(cmd.ID)))
+		}
+		if r, err := contract.DecodeReply(prior.Reply); err == nil {
 			return r
 		}
+	}
+	keep := func(tx *store.Tx, stored []byte) error {
+		return tx.PutStoredReply(cmd.ID, store.StoredReply{Reply: stored, Fingerprint: fp, At: b.clock.Now()})
 	}
 	h := handlers[cmd.Type]
 	var fail error
@@ -88,7 +99,7 @@ func (b *Box) execute(cmd contract.Command) contract.Reply {
 	case h == nil:
 		fail = contract.Errorf(contract.CodeCmdUnknown, "unknown command type %q", cmd.Type)
 	case readOnly[cmd.Type]:
-		return b.executeReadOnly(cmd, h)
+		return b.executeReadOnly(cmd, h, keep)
 	default:
 		var a answer
 		fail = b.txn(func(c *txc) error {
@@ -96,15 +107,15 @@ func (b *Box) execute(cmd contract.Command) contract.Reply {
 			if a, err = run(b, h, c, cmd); err != nil {
 				return err
 			}
-			return c.tx.PutReply(cmd.ID, a.stored)
+			return keep(c.tx, a.stored)
 		})
 		if fail == nil {
 			return a.reply
 		}
 	}
-	a, keep := failed(cmd.ID, fail)
-	if keep {
-		if err := b.st.Update(func(tx *store.Tx) error { return tx.PutReply(cmd.ID, a.stored) }); err != nil {
+	a, kept := failed(cmd.ID, fail)
+	if kept {
+		if err := b.st.Update(func(tx *store.Tx) error { return keep(tx, a.stored) }); err != nil {
 			b.log.Error("store reply failed", "err", err)
 		}
 	}
@@ -113,7 +124,7 @@ func (b *Box) execute(cmd contract.Command) contract.Reply {
 
 // executeReadOnly answers a read-only command and keeps its reply for a
 // repeated id when it can.
-func (b *Box) executeReadOnly(cmd contract.Command, h handler) contract.Reply {
+func (b *Box) executeReadOnly(cmd contract.Command, h handler, keep func(*store.Tx, []byte) error) contract.Reply {
 	var a answer
 	err := b.st.View(func(tx *store.Tx) error {
 		var err error
@@ -126,8 +137,16 @@ func (b *Box) executeReadOnly(cmd contract.Command, h handler) contract.Reply {
 			return a.reply
 		}
 	}
-	if err := b.commit(func(tx *store.Tx) error { return tx.PutReply(cmd.ID, a.stored) }); err != nil {
+	if err := b.commit(func(tx *store.Tx) error { return keep(tx, a.stored) }); err != nil {
 		b.log.Warn("reply not kept for a repeated id", "id", cmd.ID, "err", err)
 	}
 	return a.reply
+}
+
+// clip shortens an id for a message.
+func clip(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
+	}
+	return id
 }

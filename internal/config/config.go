@@ -148,7 +148,7 @@ type Outbox struct {
 type Limits struct {
 	MaxAccessCodes int `yaml:"max_access_codes"` // default 200,000
 	MaxKeys        int `yaml:"max_keys"`         // default 100,000
-	Replies        int `yaml:"replies"`          // command replies kept for idempotency, default 10,000
+	Replies        int `yaml:"replies"`          // command replies kept for idempotency, default 100,000
 }
 
 // Log sets the log output.

@@ -75,7 +75,7 @@ func Default() *Config {
 		Limits: Limits{
 			MaxAccessCodes: 200_000,
 			MaxKeys:        100_000,
-			Replies:        10_000,
+			Replies:        100_000,
 		},
 		Log: Log{Level: "info"},
 	}

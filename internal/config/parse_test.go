@@ -70,7 +70,7 @@ func TestDefaults(t *testing.T) {
 		{"outbox.max_events", c.Outbox.MaxEvents, 1_000_000},
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, 200_000},
 		{"limits.max_keys", c.Limits.MaxKeys, 100_000},
-		{"limits.replies", c.Limits.Replies, 10_000},
+		{"limits.replies", c.Limits.Replies, 100_000},
 		{"log.level", c.Log.Level, "info"},
 	} {
 		if !reflect.DeepEqual(tt.got, tt.want) {
