@@ -11,6 +11,8 @@ const (
 	DefaultLockoutAfter    = 5
 	DefaultLockoutBase     = 30 * time.Second
 	DefaultLockoutMax      = 900 * time.Second
+	DefaultLockoutWindow   = 600 * time.Second // wrong entries count for this long
+	DefaultLockoutDecay    = time.Hour         // the escalation falls a step per this without one
 	DefaultMaxAccessCodes  = 200_000
 )
 

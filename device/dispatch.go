@@ -24,6 +24,8 @@ var handlers = map[string]handler{
 	"settings.set":       (*Box).cmdSettingsSet,
 	"sync.snapshot":      (*Box).cmdSnapshot,
 	"state.get":          (*Box).cmdStateGet,
+
+	"security.clear_lockout": (*Box).cmdClearLockout,
 }
 
 // readOnly commands change nothing. They are answered from a read

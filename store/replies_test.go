@@ -106,3 +106,19 @@ func TestRepliesHardBound(t *testing.T) {
 		t.Fatalf("%d replies kept, want %d", n, ReplyYoungKept)
 	}
 }
+
+// TestLockoutOlderRecordLoads: a lockout record written before wrong entries
+// carried their times still loads, with its count and level.
+func TestLockoutOlderRecordLoads(t *testing.T) {
+	db, _ := openTest(t, Options{NoSync: true})
+	update(t, db, func(tx *Tx) error {
+		return tx.meta().Put(metaLockout, []byte(`{"failures":3,"level":2,"until":"2026-03-01T12:01:00Z","remaining":60000000000}`))
+	})
+	view(t, db, func(tx *Tx) error {
+		l, err := tx.Lockout(false)
+		if err != nil || l.Failures != 3 || l.Level != 2 || l.Remaining != time.Minute || len(l.Fails) != 0 || !l.Since.IsZero() {
+			t.Fatalf("older record: %+v, %v", l, err)
+		}
+		return nil
+	})
+}

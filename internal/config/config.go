@@ -132,6 +132,12 @@ type Security struct {
 	LockoutAfter int `yaml:"lockout_after"` // default 5
 	LockoutS     int `yaml:"lockout_s"`     // default 30
 	LockoutMaxS  int `yaml:"lockout_max_s"` // default 900
+	// LockoutWindowS is how long a wrong keypad entry counts towards a
+	// lockout, whatever right codes come after it; default 600.
+	LockoutWindowS int `yaml:"lockout_window_s"`
+	// LockoutDecayS is how long without a wrong entry lowers the lockout
+	// escalation one step; default 3600.
+	LockoutDecayS int `yaml:"lockout_decay_s"`
 }
 
 // Clock says how far the system clock is trusted.

@@ -69,6 +69,9 @@ func Default() *Config {
 			LockoutAfter: 5,
 			LockoutS:     30,
 			LockoutMaxS:  900,
+
+			LockoutWindowS: 600,
+			LockoutDecayS:  3600,
 		},
 		Clock:  Clock{RequireSync: &requireSync},
 		Outbox: Outbox{MaxEvents: 1_000_000},

@@ -441,6 +441,8 @@ func (c *Config) checkNumbers(v *checker) {
 	if s.LockoutMaxS < s.LockoutS {
 		v.add("security.lockout_max_s", "must be at least security.lockout_s (%d), not %d", s.LockoutS, s.LockoutMaxS)
 	}
+	v.between("security.lockout_window_s", s.LockoutWindowS, 1, 86400)
+	v.between("security.lockout_decay_s", s.LockoutDecayS, 1, 7*86400)
 
 	v.atLeast("outbox.max_events", c.Outbox.MaxEvents, 100)
 	v.positive("limits.max_access_codes", c.Limits.MaxAccessCodes)
