@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -85,3 +86,31 @@ const (
 	ClearedByCloud   = "cloud"
 	ClearedByConsole = "console"
 )
+
+// EventClass says which events a full outbox lets go first.
+type EventClass int
+
+// Event classes, in the order a full outbox lets them go: noise first
+// (oldest first within a class), then ordinary events, and what reports a
+// bin, a key, a code or a login only when nothing else is left.
+const (
+	ClassNoise    EventClass = iota // code.rejected, console.command, reader.*
+	ClassOrdinary                   // device.started, outbox.overflow, settings.changed, ...
+	ClassKept                       // bin.*, key.*, fob.*, access_code.*, keypad.*, console.login, ...
+)
+
+// ClassOf is the class of events of type typ.
+func ClassOf(typ string) EventClass {
+	switch {
+	case typ == EventCodeRejected || typ == EventConsoleCommand || strings.HasPrefix(typ, "reader."):
+		return ClassNoise
+	case typ == EventConsoleLogin || typ == EventConsoleLockedOut || typ == EventInventoryMismatch:
+		return ClassKept
+	}
+	for _, p := range []string{"bin.", "key.", "fob.", "access_code.", "keypad.", "dropoff.", "pickup.", "offline."} {
+		if strings.HasPrefix(typ, p) {
+			return ClassKept
+		}
+	}
+	return ClassOrdinary
+}

@@ -83,10 +83,13 @@ var (
 	bucketHistory   = []byte("history")       // be64 seq -> Event (the last few)
 	bucketReplies   = []byte("replies")       // command id -> reply
 	bucketReplyLog  = []byte("replylog")      // be64 n -> command id
+	// class byte + be64 seq -> nil, for the outbox's events of
+	// contract.ClassNoise and ClassOrdinary: what a full outbox lets go first
+	bucketOutboxIdx = []byte("outboxidx")
 
 	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
-		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog}
+		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog, bucketOutboxIdx}
 )
 
 // Meta keys.

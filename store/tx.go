@@ -38,17 +38,18 @@ func (t *Tx) bucket(name []byte) *bolt.Bucket {
 // forget drops a cached bucket that was deleted and made anew.
 func (t *Tx) forget(name []byte) { delete(t.open, string(name)) }
 
-func (t *Tx) meta() *bolt.Bucket     { return t.bucket(bucketMeta) }
-func (t *Tx) bins() *bolt.Bucket     { return t.bucket(bucketBins) }
-func (t *Tx) keys() *bolt.Bucket     { return t.bucket(bucketKeys) }
-func (t *Tx) fobs() *bolt.Bucket     { return t.bucket(bucketFobs) }
-func (t *Tx) codes() *bolt.Bucket    { return t.bucket(bucketCodes) }
-func (t *Tx) codeIdx() *bolt.Bucket  { return t.bucket(bucketCodeIndex) }
-func (t *Tx) sched() *bolt.Bucket    { return t.bucket(bucketSchedule) }
-func (t *Tx) outbox() *bolt.Bucket   { return t.bucket(bucketOutbox) }
-func (t *Tx) history() *bolt.Bucket  { return t.bucket(bucketHistory) }
-func (t *Tx) replies() *bolt.Bucket  { return t.bucket(bucketReplies) }
-func (t *Tx) replyLog() *bolt.Bucket { return t.bucket(bucketReplyLog) }
+func (t *Tx) meta() *bolt.Bucket      { return t.bucket(bucketMeta) }
+func (t *Tx) bins() *bolt.Bucket      { return t.bucket(bucketBins) }
+func (t *Tx) keys() *bolt.Bucket      { return t.bucket(bucketKeys) }
+func (t *Tx) fobs() *bolt.Bucket      { return t.bucket(bucketFobs) }
+func (t *Tx) codes() *bolt.Bucket     { return t.bucket(bucketCodes) }
+func (t *Tx) codeIdx() *bolt.Bucket   { return t.bucket(bucketCodeIndex) }
+func (t *Tx) sched() *bolt.Bucket     { return t.bucket(bucketSchedule) }
+func (t *Tx) outbox() *bolt.Bucket    { return t.bucket(bucketOutbox) }
+func (t *Tx) history() *bolt.Bucket   { return t.bucket(bucketHistory) }
+func (t *Tx) replies() *bolt.Bucket   { return t.bucket(bucketReplies) }
+func (t *Tx) replyLog() *bolt.Bucket  { return t.bucket(bucketReplyLog) }
+func (t *Tx) outboxIdx() *bolt.Bucket { return t.bucket(bucketOutboxIdx) }
 
 func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	raw := b.Get(k)
