@@ -78,7 +78,10 @@ func TestOverflowDropsNoiseFirst(t *testing.T) {
 	// With nothing but kept-class events left to drop, the oldest go: the
 	// bound holds.
 	for i := range 2 * max {
-		update(t, db, func(tx *Tx) error { _, err := tx.Append(contract.EventBinForced, t0, map[string]int{"bin": i}); return err })
+		update(t, db, func(tx *Tx) error {
+			_, err := tx.Append(contract.EventBinForced, t0, map[string]int{"bin": i})
+			return err
+		})
 	}
 	if s := stats(t, db); s.Depth > max {
 		t.Fatalf("depth %d past the bound %d", s.Depth, max)
