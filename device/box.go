@@ -68,6 +68,11 @@ type Config struct {
 
 	MaxAccessCodes int
 
+	// RemovedRetention is how long a time-bound code the schedule removed
+	// is kept (as a keyed-hash tombstone) for a clock that jumped forward
+	// and comes back.
+	RemovedRetention time.Duration
+
 	Store    Store
 	Locks    Locker
 	Feedback Feedback
@@ -102,7 +107,8 @@ type Box struct {
 	appended chan struct{}
 
 	schedTimer   *timer
-	lockoutTimer *timer // ends the keypad's lockout
+	lockoutTimer *timer    // ends the keypad's lockout
+	lastDue      time.Time // when the timers were last looked at
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
 	pub        []contract.BinState
@@ -139,6 +145,7 @@ func New(cfg Config) (*Box, error) {
 	def(&cfg.LockoutMax, DefaultLockoutMax)
 	def(&cfg.LockoutWindow, DefaultLockoutWindow)
 	def(&cfg.LockoutDecay, DefaultLockoutDecay)
+	def(&cfg.RemovedRetention, DefaultRemovedRetention)
 	if cfg.LockoutAfter <= 0 {
 		cfg.LockoutAfter = DefaultLockoutAfter
 	}

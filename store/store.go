@@ -86,10 +86,14 @@ var (
 	// class byte + be64 seq -> nil, for the outbox's events of
 	// contract.ClassNoise and ClassOrdinary: what a full outbox lets go first
 	bucketOutboxIdx = []byte("outboxidx")
+	bucketTombs     = []byte("tombstones") // access code id -> Tombstone
+	bucketTombEnds  = []byte("tombends")   // schedule key of ends_at + id -> nil
+	bucketTombGone  = []byte("tombgone")   // schedule key of removed_at + id -> nil
 
 	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
-		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog, bucketOutboxIdx}
+		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog, bucketOutboxIdx,
+		bucketTombs, bucketTombEnds, bucketTombGone}
 )
 
 // Meta keys.

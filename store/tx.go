@@ -222,10 +222,14 @@ func schedKey(at time.Time, id string) []byte {
 	return append(k, id...)
 }
 
-// PutAccessCode writes a, moving its code index and schedule entries.
+// PutAccessCode writes a, moving its code index and schedule entries. A
+// tombstone of the same id goes: the code written wins over one removed.
 func (t *Tx) PutAccessCode(a *AccessCode) error {
 	old, err := t.AccessCode(a.ID)
 	if err != nil {
+		return err
+	}
+	if err := t.DeleteTombstone(a.ID); err != nil {
 		return err
 	}
 	if old == nil {

@@ -53,6 +53,7 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"outbox.max_events", c.Outbox.MaxEvents, store.DefaultMaxEvents},
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, device.DefaultMaxAccessCodes},
 		{"limits.replies", c.Limits.Replies, store.DefaultReplies},
+		{"limits.removed_retention_s", time.Duration(c.Limits.RemovedRetentionS) * time.Second, device.DefaultRemovedRetention},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: config default %v, package default %v", tc.name, tc.got, tc.want)

@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		Clock:           clock,
 		Logger:          log.With("part", "device"),
 	}
+	boxCfg.RemovedRetention = time.Duration(cfg.Limits.RemovedRetentionS) * time.Second
 	if fb != nil {
 		boxCfg.Feedback = fb
 	}

@@ -155,6 +155,10 @@ type Limits struct {
 	MaxAccessCodes int `yaml:"max_access_codes"` // default 200,000
 	MaxKeys        int `yaml:"max_keys"`         // default 100,000
 	Replies        int `yaml:"replies"`          // command replies kept for idempotency, default 100,000
+	// RemovedRetentionS is how long a time-bound code the schedule removed
+	// is kept as a keyed-hash tombstone, to be restored if the clock jumped
+	// ahead and comes back inside its window; default 604800 (7 days).
+	RemovedRetentionS int `yaml:"removed_retention_s"`
 }
 
 // Log sets the log output.

@@ -79,6 +79,8 @@ func Default() *Config {
 			MaxAccessCodes: 200_000,
 			MaxKeys:        100_000,
 			Replies:        100_000,
+
+			RemovedRetentionS: 7 * 24 * 3600,
 		},
 		Log: Log{Level: "info"},
 	}

@@ -73,6 +73,7 @@ func TestDefaults(t *testing.T) {
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, 200_000},
 		{"limits.max_keys", c.Limits.MaxKeys, 100_000},
 		{"limits.replies", c.Limits.Replies, 100_000},
+		{"limits.removed_retention_s", c.Limits.RemovedRetentionS, 604800},
 		{"log.level", c.Log.Level, "info"},
 	} {
 		if !reflect.DeepEqual(tt.got, tt.want) {

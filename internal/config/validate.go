@@ -448,5 +448,6 @@ func (c *Config) checkNumbers(v *checker) {
 	v.positive("limits.max_access_codes", c.Limits.MaxAccessCodes)
 	v.positive("limits.max_keys", c.Limits.MaxKeys)
 	v.positive("limits.replies", c.Limits.Replies)
+	v.between("limits.removed_retention_s", c.Limits.RemovedRetentionS, 1, 366*86400)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 }

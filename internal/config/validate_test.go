@@ -236,6 +236,8 @@ func TestRules(t *testing.T) {
 		{"max_access_codes 0", head + simBins + "limits: {max_access_codes: 0}\n", []string{"limits.max_access_codes"}, "positive"},
 		{"max_keys 0", head + simBins + "limits: {max_keys: 0}\n", []string{"limits.max_keys"}, "positive"},
 		{"replies 0", head + simBins + "limits: {replies: 0}\n", []string{"limits.replies"}, "positive"},
+		{"removed_retention_s 0", head + simBins + "limits: {removed_retention_s: 0}\n", []string{"limits.removed_retention_s"}, "1 to 31622400"},
+		{"removed_retention_s a day", head + simBins + "limits: {removed_retention_s: 86400}\n", nil, ""},
 		{"log level", head + simBins + "log: {level: debug}\n", nil, ""},
 		{"log level bad", head + simBins + "log: {level: verbose}\n", []string{"log.level"}, "debug, info, warn or error"},
 	}
