@@ -33,6 +33,8 @@ var commands = map[string]command{
 	"sync":    {look: true, run: (*session).sync},
 	"readers": {look: true, run: (*session).readers},
 	"sim":     {sim: true, run: (*session).sim},
+
+	"clear-lockout": {run: (*session).clearLockout},
 }
 
 // helpLines is the help command's answer, in order.
@@ -51,6 +53,7 @@ var helpLines = []struct {
 	{"events [N]", fmt.Sprintf("the last N events (default %d, at most %d)", defaultEvents, maxEvents), false},
 	{"sync", "the cloud link", false},
 	{"readers", "the fob readers: frames read and dropped", false},
+	{"clear-lockout", "end the keypad's lockout and its escalation", false},
 	{"sim key DIGITS", "press keypad keys: 0-9, * clears, # submits", true},
 	{"sim fob BIN SERIAL", "a fob (4-20 hex digits) appears at a bin's reader", true},
 	{"sim nofob BIN", "the fob leaves a bin's reader", true},
@@ -387,6 +390,23 @@ func (s *session) open(ctx context.Context, args []string) error {
 	}
 	s.c.log.Info("console opened a bin", "bin", n)
 	s.printf("bin %d unlocked", n)
+	return nil
+}
+
+func (s *session) clearLockout(ctx context.Context, args []string) error {
+	if len(args) != 0 {
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: clear-lockout")
+	}
+	res, err := s.c.box.ClearLockout(ctx)
+	if err != nil {
+		return err
+	}
+	s.c.log.Info("console cleared the keypad lockout", "was_locked_out", res.WasLockedOut, "level", res.Level)
+	state := "was not locked out"
+	if res.WasLockedOut {
+		state = "was locked out"
+	}
+	s.printf("keypad lockout cleared: it %s, escalation level %d, %d entries refused unreported", state, res.Level, res.Rejected)
 	return nil
 }
 

@@ -26,6 +26,7 @@ type Box interface {
 	AccessCodes(max int) ([]contract.AccessCodeView, int, error)
 	FobPresent(bin int, serial string)
 	FobAbsent(bin int)
+	ClearLockout(ctx context.Context) (contract.LockoutCleared, error)
 }
 
 // flusher is a Box that can wait until it has handled every input posted

@@ -49,6 +49,10 @@ func (f *fakeBox) ConsoleLogin(ctx context.Context, pinOK bool) (device.LoginRes
 	return device.LoginResult{OK: pinOK}, nil
 }
 
+func (f *fakeBox) ClearLockout(ctx context.Context) (contract.LockoutCleared, error) {
+	return contract.LockoutCleared{By: contract.ClearedByConsole}, nil
+}
+
 func (f *fakeBox) Audit(ctx context.Context, command string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,19 @@ type Command struct {
 	// (§7): the box it is for and the signer's counter; "" and 0 when absent.
 	BoxID   string
 	Counter uint64
+}
+
+// Fingerprint identifies what a command asks, for telling a repeated
+// command from a different one sent under the same id: SHA-256 of its type,
+// a zero byte, and its data bytes as received (after surrounding white space
+// is trimmed; absent or null data is no bytes). The id and expires_at are not
+// part of it: a retransmission may carry a later expiry.
+func (c Command) Fingerprint() []byte {
+	h := sha256.New()
+	h.Write([]byte(c.Type))
+	h.Write([]byte{0})
+	h.Write(c.Data)
+	return h.Sum(nil)
 }
 
 // Reply answers one command. Result is the encoded result of an OK reply.

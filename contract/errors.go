@@ -69,6 +69,7 @@ const (
 	CodeCmdInvalid       = "cmd.invalid"
 	CodeCmdUnknown       = "cmd.unknown"
 	CodeCmdExpired       = "cmd.expired"
+	CodeCmdConflict      = "cmd.conflict" // a command id seen before, with another type or data
 	CodeInternal         = "internal"
 	CodeStoreUnavailable = "store.unavailable"
 	CodeAccessCodeLimit  = "access_code.limit"
@@ -106,6 +107,10 @@ const (
 	CodeFailedToSetOnDevice = "failed_to_set_on_device"
 	CodeDelayInSetting      = "delay_in_setting_on_device"
 	CodeDelayInRemoving     = "delay_in_removing_from_device"
+	// CodeRestoredAfterClockJump warns that a time-bound code the box
+	// removed when its clock ran ahead is back, the clock having returned
+	// inside the code's window.
+	CodeRestoredAfterClockJump = "restored_after_clock_jump"
 )
 
 // The console's codes (§6).

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -17,36 +18,41 @@ type Event struct {
 
 // Event types of §5, and those the box adds.
 const (
-	EventDeviceStarted     = "device.started"
-	EventBinUnlocked       = "bin.unlocked"
-	EventBinOpenFailed     = "bin.open_failed"
-	EventBinDoorHeldOpen   = "bin.door_held_open"
-	EventBinForced         = "bin.forced"
-	EventKeyDroppedOff     = "key.dropped_off"
-	EventKeyPickedUp       = "key.picked_up"
-	EventKeyUpdated        = "key.updated"
-	EventKeyUnlinked       = "key.unlinked"
-	EventKeyRetired        = "key.retired"
-	EventFobLinked         = "fob.linked"
-	EventFobUnknown        = "fob.unknown"
-	EventFobRemoved        = "fob.removed"
-	EventCodeRejected      = "code.rejected"
-	EventKeypadLockedOut   = "keypad.locked_out"
-	EventAccessCodeStatus  = "access_code.status"
-	EventConsoleLogin      = "console.login"
-	EventConsoleCommand    = "console.command"
-	EventConsoleLockedOut  = "console.locked_out"
-	EventInventoryMismatch = "inventory.mismatch"
-	EventReaderFault       = "reader.fault"
-	EventReaderOK          = "reader.ok"
-	EventOutboxOverflow    = "outbox.overflow"
-	EventSettingsChanged   = "settings.changed"
-	EventSnapshotApplied   = "sync.snapshot_applied"
-	EventDropoffWrongKey   = "dropoff.wrong_key"
-	EventDropoffTimeout    = "dropoff.timeout"
-	EventPickupTimeout     = "pickup.timeout"
-	EventOfflineKeySet     = "offline.key_set" // data: the key's fingerprint, never the key
-	EventOfflineRevoked    = "offline.revoked" // data: the revoked code's window, never the code
+	EventDeviceStarted   = "device.started"
+	EventBinUnlocked     = "bin.unlocked"
+	EventBinOpenFailed   = "bin.open_failed"
+	EventBinDoorHeldOpen = "bin.door_held_open"
+	EventBinForced       = "bin.forced"
+	EventKeyDroppedOff   = "key.dropped_off"
+	EventKeyPickedUp     = "key.picked_up"
+	EventKeyUpdated      = "key.updated"
+	EventKeyUnlinked     = "key.unlinked"
+	EventKeyRetired      = "key.retired"
+	EventFobLinked       = "fob.linked"
+	EventFobUnknown      = "fob.unknown"
+	EventFobRemoved      = "fob.removed"
+	EventCodeRejected    = "code.rejected"
+	EventKeypadLockedOut = "keypad.locked_out"
+	// EventKeypadLockoutEnded reports a keypad lockout's end (LockoutEnded).
+	EventKeypadLockoutEnded = "keypad.lockout_ended"
+	// EventKeypadLockoutCleared reports security.clear_lockout or the
+	// console's clear-lockout (LockoutCleared).
+	EventKeypadLockoutCleared = "keypad.lockout_cleared"
+	EventAccessCodeStatus     = "access_code.status"
+	EventConsoleLogin         = "console.login"
+	EventConsoleCommand       = "console.command"
+	EventConsoleLockedOut     = "console.locked_out"
+	EventInventoryMismatch    = "inventory.mismatch"
+	EventReaderFault          = "reader.fault"
+	EventReaderOK             = "reader.ok"
+	EventOutboxOverflow       = "outbox.overflow"
+	EventSettingsChanged      = "settings.changed"
+	EventSnapshotApplied      = "sync.snapshot_applied"
+	EventDropoffWrongKey      = "dropoff.wrong_key"
+	EventDropoffTimeout       = "dropoff.timeout"
+	EventPickupTimeout        = "pickup.timeout"
+	EventOfflineKeySet        = "offline.key_set" // data: the key's fingerprint, never the key
+	EventOfflineRevoked       = "offline.revoked" // data: the revoked code's window, never the code
 )
 
 // Reasons of bin.unlocked, and the via of key.picked_up.
@@ -60,3 +66,54 @@ const (
 	ViaKeyCode    = "key_code"
 	ViaOffline    = "offline_code" // an offline code (§8); access_code_id is null
 )
+
+// LockoutEnded is the data of keypad.lockout_ended. Of the entries a lockout
+// refuses only the first is reported (code.rejected, reason
+// keypad.locked_out); Rejected counts the rest.
+type LockoutEnded struct {
+	Rejected int `json:"rejected"`
+}
+
+// LockoutCleared is the data of keypad.lockout_cleared and the result of
+// security.clear_lockout: who cleared it, whether a lockout was running, the
+// escalation level it ended, and the refused entries not reported one by one.
+type LockoutCleared struct {
+	By           string `json:"by"` // ClearedByCloud or ClearedByConsole
+	WasLockedOut bool   `json:"was_locked_out"`
+	Level        int    `json:"level"`
+	Rejected     int    `json:"rejected"`
+}
+
+// Who cleared a keypad lockout.
+const (
+	ClearedByCloud   = "cloud"
+	ClearedByConsole = "console"
+)
+
+// EventClass says which events a full outbox lets go first.
+type EventClass int
+
+// Event classes, in the order a full outbox lets them go: noise first
+// (oldest first within a class), then ordinary events, and what reports a
+// bin, a key, a code or a login only when nothing else is left.
+const (
+	ClassNoise    EventClass = iota // code.rejected, console.command, reader.*
+	ClassOrdinary                   // device.started, outbox.overflow, settings.changed, ...
+	ClassKept                       // bin.*, key.*, fob.*, access_code.*, keypad.*, console.login, ...
+)
+
+// ClassOf is the class of events of type typ.
+func ClassOf(typ string) EventClass {
+	switch {
+	case typ == EventCodeRejected || typ == EventConsoleCommand || strings.HasPrefix(typ, "reader."):
+		return ClassNoise
+	case typ == EventConsoleLogin || typ == EventConsoleLockedOut || typ == EventInventoryMismatch:
+		return ClassKept
+	}
+	for _, p := range []string{"bin.", "key.", "fob.", "access_code.", "keypad.", "dropoff.", "pickup.", "offline."} {
+		if strings.HasPrefix(typ, p) {
+			return ClassKept
+		}
+	}
+	return ClassOrdinary
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"smartboxd/contract"
 	"smartboxd/internal/weekly"
 	"smartboxd/store"
@@ -49,6 +50,8 @@ var noticeText = map[string]string{
 	contract.CodeFailedToSetOnDevice: "the box could not store the code",
 	contract.CodeDelayInSetting:      "the code was set later than its start",
 	contract.CodeDelayInRemoving:     "the code was removed later than its end",
+
+	contract.CodeRestoredAfterClockJump: "the code was removed while the clock ran ahead, and is back now the clock is inside its window",
 }
 
 func notice(code string, now time.Time) store.Notice {
@@ -138,9 +141,13 @@ func (b *Box) runSchedule() {
 		return
 	}
 	var due []store.ScheduleEntry
-	var next time.Time
+	var next, at time.Time
 	err := b.txn(func(c *txc) error {
+		at = c.now
 		if err := pruneOffline(c); err != nil {
+			return err
+		}
+		if err := b.restoreRemoved(c); err != nil {
 			return err
 		}
 		due, next = c.tx.Due(c.now, scheduleBatch)
@@ -155,10 +162,22 @@ func (b *Box) runSchedule() {
 				}
 				continue
 			}
+			before := *a
+			before.Warnings = slices.Clone(a.Warnings)
 			if err := b.transition(c, a); err != nil {
 				return err
 			}
+			if a.Status == contract.StatusRemoved {
+				// Kept a while: the clock that removed it may have jumped.
+				if err := c.tx.PutTombstone(&store.Tombstone{Code: before, RemovedAt: c.now.Round(0).UTC()}); err != nil {
+					return err
+				}
+			}
 		}
+		// The next wake-up is read after the transitions: one that set a
+		// code has just scheduled its ends_at, which may come before
+		// anything that was scheduled when the batch was read.
+		_, next = c.tx.Due(c.now, 0)
 		return nil
 	})
 	switch {
@@ -168,9 +187,53 @@ func (b *Box) runSchedule() {
 		b.armSchedule(0)
 	case next.IsZero():
 		b.armSchedule(scheduleIdle)
+	case !next.After(at):
+		// Still due after a batch that was not full: an entry no
+		// transition moved. Try again soon rather than spin.
+		b.armSchedule(retryAfter)
 	default:
 		b.armSchedule(min(max(next.Sub(b.clock.Now()), 0), scheduleIdle))
 	}
+}
+
+// restoreRemoved brings back the time-bound codes the schedule removed while
+// the clock ran ahead, now that it is back before their ends_at, each
+// reported by an access_code.status with the restored_after_clock_jump
+// warning; and it lets go of tombstones past RemovedRetention. A code whose
+// id or code was given to another since stays removed.
+func (b *Box) restoreRemoved(c *txc) error {
+	back, err := c.tx.Restorable(c.now, scheduleBatch)
+	if err != nil {
+		return err
+	}
+	for _, ts := range back {
+		if err := c.tx.DeleteTombstone(ts.Code.ID); err != nil {
+			return err
+		}
+		live, err := c.tx.AccessCode(ts.Code.ID)
+		if err != nil {
+			return err
+		}
+		if live != nil {
+			continue
+		}
+		if _, taken := c.tx.CodeOwner(ts.Code.CodeHash); taken {
+			continue
+		}
+		a := ts.Code
+		a.Errors = nil
+		a.Status = initialStatus(&a, c.now)
+		a.Warnings = append(slices.Clone(a.Warnings), notice(contract.CodeRestoredAfterClockJump, c.now))
+		if err := c.tx.PutAccessCode(&a); err != nil {
+			return err
+		}
+		if err := statusEvent(c, &a); err != nil {
+			return err
+		}
+		b.log.Warn("access code restored after a clock jump", "access_code_id", a.ID)
+	}
+	_, err = c.tx.PruneTombstones(c.now.Add(-b.cfg.RemovedRetention), scheduleBatch)
+	return err
 }
 
 type accessCodeData struct {
@@ -425,7 +488,20 @@ func (b *Box) cmdAccessCodeDelete(c *txc, data []byte) (any, error) {
 		return nil, err
 	}
 	if a == nil {
-		return nil, contract.Errorf(contract.CodeAccessCodeNotFound, "no access code %q", *d.AccessCodeID)
+		// A code the schedule removed is gone for good once the cloud
+		// deletes it too: it is not restored after a clock jump.
+		ts, err := c.tx.Tombstone(*d.AccessCodeID)
+		if err != nil {
+			return nil, err
+		}
+		if ts == nil {
+			return nil, contract.Errorf(contract.CodeAccessCodeNotFound, "no access code %q", *d.AccessCodeID)
+		}
+		if err := c.tx.DeleteTombstone(ts.Code.ID); err != nil {
+			return nil, err
+		}
+		ts.Code.Status = contract.StatusRemoved
+		return ViewAccessCode(&ts.Code), nil
 	}
 	if err := removeCode(c, a); err != nil {
 		return nil, err

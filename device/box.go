@@ -58,9 +58,11 @@ type Config struct {
 	InventorySettle time.Duration // how long a reader's view must hold before the state follows it
 	LateAfter       time.Duration // a transition later than this carries a delay warning
 
-	LockoutAfter int
-	LockoutBase  time.Duration
-	LockoutMax   time.Duration
+	LockoutAfter  int
+	LockoutBase   time.Duration
+	LockoutMax    time.Duration
+	LockoutWindow time.Duration // wrong entries within this long count towards a lockout
+	LockoutDecay  time.Duration // the escalation falls a step per this without a wrong entry
 
 	RequireSync bool        // time-bound codes fail closed while the clock is unsynchronised
 	Synced      func() bool // nil: always synchronised
@@ -73,6 +75,11 @@ type Config struct {
 	Limits contract.Limits
 	// Trust says whom the box obeys; the zero value trusts the broker.
 	Trust Trust
+
+	// RemovedRetention is how long a time-bound code the schedule removed
+	// is kept (as a keyed-hash tombstone) for a clock that jumped forward
+	// and comes back.
+	RemovedRetention time.Duration
 
 	Store    Store
 	Locks    Locker
@@ -108,8 +115,10 @@ type Box struct {
 	changed     chan struct{}
 	appended    chan struct{}
 
-	schedTimer *timer
-	offKey     *offline.Key // the offline key, nil when none is set
+	schedTimer   *timer
+	lockoutTimer *timer       // ends the keypad's lockout
+	lastDue      time.Time    // when the timers were last looked at
+	offKey       *offline.Key // the offline key, nil when none is set
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
 	pub        []contract.BinState
@@ -144,6 +153,9 @@ func New(cfg Config) (*Box, error) {
 	def(&cfg.LateAfter, DefaultLateAfter)
 	def(&cfg.LockoutBase, DefaultLockoutBase)
 	def(&cfg.LockoutMax, DefaultLockoutMax)
+	def(&cfg.LockoutWindow, DefaultLockoutWindow)
+	def(&cfg.LockoutDecay, DefaultLockoutDecay)
+	def(&cfg.RemovedRetention, DefaultRemovedRetention)
 	if cfg.LockoutAfter <= 0 {
 		cfg.LockoutAfter = DefaultLockoutAfter
 	}
@@ -171,7 +183,7 @@ func New(cfg Config) (*Box, error) {
 		b.bins[s.ID] = &bin{spec: s, rec: store.Bin{ID: s.ID}, door: "unknown"}
 		b.binOrder = append(b.binOrder, s.ID)
 	}
-	b.keypad = lockout{after: cfg.LockoutAfter, base: cfg.LockoutBase, max: cfg.LockoutMax}
+	b.keypad = lockout{after: cfg.LockoutAfter, base: cfg.LockoutBase, max: cfg.LockoutMax, window: cfg.LockoutWindow, decay: cfg.LockoutDecay}
 	b.console = b.keypad
 	b.console.isConsole = true
 	return b, nil
@@ -250,6 +262,7 @@ func (b *Box) start() error {
 	b.publishBins()
 	b.notifyAppended()
 	b.armSchedule(0)
+	b.armLockoutEnd()
 	return nil
 }
 

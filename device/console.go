@@ -44,7 +44,7 @@ func (b *Box) ConsoleLogin(ctx context.Context, pinOK bool) (LoginResult, error)
 				return nil
 			}
 			res.OK = true
-			if b.console.failures > 0 || b.console.level > 0 {
+			if !b.console.clean() {
 				l := b.console
 				l.succeed()
 				c.onCommit(func() { b.console = l })

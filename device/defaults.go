@@ -11,8 +11,13 @@ const (
 	DefaultLockoutAfter    = 5
 	DefaultLockoutBase     = 30 * time.Second
 	DefaultLockoutMax      = 900 * time.Second
+	DefaultLockoutWindow   = 600 * time.Second // wrong entries count for this long
+	DefaultLockoutDecay    = time.Hour         // the escalation falls a step per this without one
 	DefaultMaxAccessCodes  = 200_000
 	DefaultMaxKeys         = 100_000
+	// DefaultRemovedRetention is how long a time-bound code the schedule
+	// removed is kept as a tombstone, to be restored if the clock comes back.
+	DefaultRemovedRetention = 7 * 24 * time.Hour
 )
 
 // Internal bounds of the decision loop.

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"crypto/hmac"
 	"time"
 
 	"smartboxd/contract"
@@ -26,6 +27,7 @@ var handlers = map[string]handler{
 
 	contract.TypeOfflineSetKey: (*Box).cmdOfflineSetKey,
 	contract.TypeOfflineRevoke: (*Box).cmdOfflineRevoke,
+	"security.clear_lockout":   (*Box).cmdClearLockout,
 }
 
 // readOnly commands change nothing. They are answered from a read
@@ -73,15 +75,17 @@ func (b *Box) Execute(ctx context.Context, cmd contract.Command) (contract.Reply
 	return r, nil
 }
 
-// execute runs cmd from its origin. A signed command's counter is checked
-// after the idempotency table (a retransmission gets its reply) and
-// recorded with the command's effect, or with its kept reply.
+// execute runs cmd from its origin. A command id seen before gets its
+// kept reply, or cmd.conflict when the id now comes with another type or
+// data. A signed command's counter is checked after that (a retransmission
+// gets its reply) and recorded with the command's effect, or with its kept
+// reply.
 func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
-	var prior []byte
+	var prior store.StoredReply
 	var seen bool
 	var replayed error
 	if err := b.st.View(func(tx *store.Tx) error {
-		if prior, seen = tx.Reply(cmd.ID); seen || from.kid == "" {
+		if prior, seen = tx.StoredReply(cmd.ID); seen || from.kid == "" {
 			return nil
 		}
 		w, err := window(tx, from)
@@ -95,13 +99,28 @@ func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
 	}); err != nil {
 		return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeStoreUnavailable, "%v", err))
 	}
+	fp := cmd.Fingerprint()
 	if seen {
-		if r, err := contract.DecodeReply(prior); err == nil {
+		// A reply kept without a fingerprint (by an older daemon) answers
+		// any command under its id, as it did then.
+		if prior.Fingerprint != nil && !hmac.Equal(prior.Fingerprint, fp) {
+			return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeCmdConflict,
+				"command id %q was used by another command (type or data differ); nothing was done", clip(cmd.ID)))
+		}
+		if r, err := contract.DecodeReply(prior.Reply); err == nil {
 			return r
 		}
 	}
 	if replayed != nil {
 		return contract.ErrorReply(cmd.ID, replayed)
+	}
+	// keep stores the reply for the id, and the signer's counter, in the
+	// transaction of the command's effect (or alone when it had none).
+	keep := func(tx *store.Tx, stored []byte) error {
+		if err := markCounter(tx, from); err != nil {
+			return err
+		}
+		return tx.PutStoredReply(cmd.ID, store.StoredReply{Reply: stored, Fingerprint: fp, At: b.clock.Now()})
 	}
 	h := handlers[cmd.Type]
 	var fail error
@@ -111,7 +130,7 @@ func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
 	case h == nil:
 		fail = contract.Errorf(contract.CodeCmdUnknown, "unknown command type %q", cmd.Type)
 	case readOnly[cmd.Type]:
-		return b.executeReadOnly(cmd, from, h)
+		return b.executeReadOnly(cmd, h, keep)
 	default:
 		var a answer
 		fail = b.txn(func(c *txc) error {
@@ -119,18 +138,15 @@ func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
 			if a, err = run(b, h, c, cmd); err != nil {
 				return err
 			}
-			if err := markCounter(c.tx, from); err != nil {
-				return err
-			}
-			return c.tx.PutReply(cmd.ID, a.stored)
+			return keep(c.tx, a.stored)
 		})
 		if fail == nil {
 			return a.reply
 		}
 	}
-	a, keep := failed(cmd.ID, fail)
-	if keep {
-		if err := b.st.Update(func(tx *store.Tx) error { return keepReply(tx, cmd.ID, a.stored, from) }); err != nil {
+	a, kept := failed(cmd.ID, fail)
+	if kept {
+		if err := b.st.Update(func(tx *store.Tx) error { return keep(tx, a.stored) }); err != nil {
 			b.log.Error("store reply failed", "err", err)
 		}
 	}
@@ -139,7 +155,7 @@ func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
 
 // executeReadOnly answers a read-only command and keeps its reply for a
 // repeated id when it can.
-func (b *Box) executeReadOnly(cmd contract.Command, from origin, h handler) contract.Reply {
+func (b *Box) executeReadOnly(cmd contract.Command, h handler, keep func(*store.Tx, []byte) error) contract.Reply {
 	var a answer
 	err := b.st.View(func(tx *store.Tx) error {
 		var err error
@@ -147,21 +163,21 @@ func (b *Box) executeReadOnly(cmd contract.Command, from origin, h handler) cont
 		return err
 	})
 	if err != nil {
-		var keep bool
-		if a, keep = failed(cmd.ID, err); !keep {
+		var kept bool
+		if a, kept = failed(cmd.ID, err); !kept {
 			return a.reply
 		}
 	}
-	if err := b.commit(func(tx *store.Tx) error { return keepReply(tx, cmd.ID, a.stored, from) }); err != nil {
+	if err := b.commit(func(tx *store.Tx) error { return keep(tx, a.stored) }); err != nil {
 		b.log.Warn("reply not kept for a repeated id", "id", cmd.ID, "err", err)
 	}
 	return a.reply
 }
 
-// keepReply stores a command's reply without an effect, and its counter.
-func keepReply(tx *store.Tx, id string, reply []byte, from origin) error {
-	if err := markCounter(tx, from); err != nil {
-		return err
+// clip shortens an id for a message.
+func clip(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
 	}
-	return tx.PutReply(id, reply)
+	return id
 }

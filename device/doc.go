@@ -6,8 +6,8 @@
 // Inputs arrive from other goroutines through methods that post to the loop:
 // KeypadEntry (keypad.Sink), FobPresent/FobAbsent/ReaderFault/ReaderOK
 // (fob.Sink), LockChanged/DoorChanged/OpenFailed/DoorHeldOpen/DoorForced
-// (locks.Sink), Execute (cloud commands), OpenBin, ConsoleLogin and Audit
-// (the console). Run serialises them.
+// (locks.Sink), Execute (cloud commands), OpenBin, ConsoleLogin, Audit and
+// ClearLockout (the console). Run serialises them.
 //
 // Every decision is one store transaction: the state change and the events
 // that report it commit together, and only then does a lock move. A decision

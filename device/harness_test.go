@@ -45,19 +45,20 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 // harness is a box on a real bbolt file in a temp dir with a fake clock.
 type harness struct {
-	t      testing.TB
-	dir    string
-	clock  *clockwork.FakeClock
-	db     *store.DB
-	box    *Box
-	locks  *fakeLocks
-	fb     *feedback
-	synced atomic.Bool
-	cancel context.CancelFunc
-	done   chan error
-	cmdN   int
-	tweak  func(*Config)
-	noSync bool // open the store without fsync (tests of many commands)
+	t       testing.TB
+	dir     string
+	clock   *clockwork.FakeClock
+	db      *store.DB
+	box     *Box
+	locks   *fakeLocks
+	fb      *feedback
+	synced  atomic.Bool
+	cancel  context.CancelFunc
+	done    chan error
+	cmdN    int
+	tweak   func(*Config)
+	noSync  bool // open the store without fsync (tests of many commands)
+	replies int  // the store's bound on kept replies; 0: its default
 }
 
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
@@ -103,7 +104,7 @@ func (h *harness) config() Config {
 
 func (h *harness) start() {
 	h.t.Helper()
-	db, err := store.Open(h.dir, store.Options{BoxID: "box-test", NoSync: h.noSync})
+	db, err := store.Open(h.dir, store.Options{BoxID: "box-test", NoSync: h.noSync, Replies: h.replies})
 	if err != nil {
 		h.t.Fatalf("open store: %v", err)
 	}

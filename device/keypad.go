@@ -1,6 +1,7 @@
 package device
 
 import (
+	"context"
 	"crypto/hmac"
 	"smartboxd/contract"
 	"smartboxd/offline"
@@ -24,6 +25,15 @@ func rejectCounts(code string) bool {
 func (b *Box) entry(entry string) {
 	now := b.clock.Now()
 	locked := b.keypad.lockedOut(now)
+	if locked && b.keypad.reported {
+		// Noise: the lockout's first refusal was reported; the rest are
+		// counted for keypad.lockout_ended, and nothing is written.
+		b.keypad.rejected++
+		if fb := b.cfg.Feedback; fb != nil {
+			fb.Rejected()
+		}
+		return
+	}
 	var g grant
 	var derr error
 	if !locked {
@@ -40,6 +50,7 @@ func (b *Box) entry(entry string) {
 	err := b.txn(func(c *txc) error {
 		accepted = false
 		if locked {
+			c.onCommit(func() { b.keypad.reported = true })
 			return c.event(contract.EventCodeRejected, map[string]string{"reason": contract.CodeKeypadLockedOut})
 		}
 		rej := derr
@@ -61,14 +72,8 @@ func (b *Box) entry(entry string) {
 			}
 			return nil
 		}
-		if b.keypad.failures > 0 || b.keypad.level > 0 {
-			l := b.keypad
-			l.succeed()
-			if err := c.tx.PutLockout(false, l.record(c.now)); err != nil {
-				return err
-			}
-			c.onCommit(func() { b.keypad = l })
-		}
+		// A right code clears neither the wrong entries counted nor the
+		// escalation: it may be the guesser's own.
 		accepted = true
 		if err := b.open(c, g); err != nil {
 			return err
@@ -97,8 +102,96 @@ func (b *Box) countFailure(c *txc, l *lockout, eventType string) error {
 			return err
 		}
 	}
-	c.onCommit(func() { *l = next })
+	c.onCommit(func() {
+		*l = next
+		if locked && !l.isConsole {
+			b.armLockoutEnd()
+		}
+	})
 	return nil
+}
+
+// armLockoutEnd arms the timer that ends the keypad's lockout (replacing any
+// earlier one); with no lockout it only stops it.
+func (b *Box) armLockoutEnd() {
+	b.lockoutTimer.Stop()
+	b.lockoutTimer = nil
+	if !b.keypad.until.IsZero() {
+		b.lockoutTimer = b.after(max(b.keypad.until.Sub(b.clock.Now()), 0), b.endLockout)
+	}
+}
+
+// endLockout reports the end of the keypad's lockout, with how many entries
+// it refused that were not reported one by one.
+func (b *Box) endLockout() {
+	if b.keypad.until.IsZero() {
+		return
+	}
+	if now := b.clock.Now(); b.keypad.lockedOut(now) {
+		b.armLockoutEnd() // woken early
+		return
+	}
+	l := b.keypad
+	rejected := l.rejected
+	l.until, l.reported, l.rejected = time.Time{}, false, 0
+	err := b.txn(func(c *txc) error {
+		if err := c.tx.PutLockout(false, l.record(c.now)); err != nil {
+			return err
+		}
+		return c.event(contract.EventKeypadLockoutEnded, contract.LockoutEnded{Rejected: rejected})
+	})
+	if err != nil {
+		b.lockoutTimer = b.after(retryAfter, b.endLockout)
+		return
+	}
+	b.keypad = l
+	b.lockoutTimer = nil
+}
+
+// clearLockout ends the keypad's lockout and its escalation, recording who
+// did it in a keypad.lockout_cleared event.
+func (b *Box) clearLockout(c *txc, by string) (contract.LockoutCleared, error) {
+	prev := b.keypad
+	res := contract.LockoutCleared{By: by, WasLockedOut: prev.lockedOut(c.now), Level: prev.level, Rejected: prev.rejected}
+	l := prev
+	l.succeed()
+	if err := c.tx.PutLockout(false, l.record(c.now)); err != nil {
+		return res, err
+	}
+	if err := c.event(contract.EventKeypadLockoutCleared, res); err != nil {
+		return res, err
+	}
+	c.onCommit(func() {
+		b.keypad = l
+		b.armLockoutEnd()
+	})
+	return res, nil
+}
+
+func (b *Box) cmdClearLockout(c *txc, data []byte) (any, error) {
+	var d struct{}
+	if err := contract.DecodeData(data, &d); err != nil {
+		return nil, err
+	}
+	return b.clearLockout(c, contract.ClearedByCloud)
+}
+
+// ClearLockout ends the keypad's lockout and its escalation from the
+// console (security.clear_lockout's twin), audited by a
+// keypad.lockout_cleared event.
+func (b *Box) ClearLockout(ctx context.Context) (contract.LockoutCleared, error) {
+	var res contract.LockoutCleared
+	var err error
+	if cerr := b.call(ctx, func() {
+		err = b.txn(func(c *txc) error {
+			var err error
+			res, err = b.clearLockout(c, contract.ClearedByConsole)
+			return err
+		})
+	}); cerr != nil {
+		return res, cerr
+	}
+	return res, err
 }
 
 // match decides what an entry opens, or why it opens nothing.

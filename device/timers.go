@@ -52,10 +52,21 @@ func (b *Box) after(d time.Duration, fn func()) *timer {
 	return t
 }
 
-// runDue fires every timer that is due.
+// runDue fires every timer that is due. It reads the clock before each
+// timer, since one that fires may take long, or the clock may step.
 func (b *Box) runDue() {
-	now := b.clock.Now()
 	for {
+		now := b.clock.Now()
+		if now.Before(b.lastDue) {
+			// The clock went back, and it has no monotonic reading to
+			// keep the timers' delays by: keep them by moving every timer
+			// back as far. (The order stays.)
+			back := now.Sub(b.lastDue)
+			for _, t := range b.timers {
+				t.at = t.at.Add(back)
+			}
+		}
+		b.lastDue = now
 		t := b.timers.peek()
 		if t == nil {
 			return

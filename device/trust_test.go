@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"smartboxd/contract"
 	"smartboxd/trust"
@@ -178,11 +179,15 @@ func TestReplayAfterReplyTurnover(t *testing.T) {
 	}
 	h, admin, _ := trustHarness(t, false)
 	h.noSync = true // 20,000 commits: durability is not what is tested
+	h.replies = 1000
 	h.restart()
 	first := admin.sign(t, "box-test", "bin-1", "bin.open", map[string]any{"bin": 1})
 	if r := h.receive(first); !r.OK {
 		t.Fatalf("first: %+v", r)
 	}
+	// Replies younger than a day are kept whatever their number: let the
+	// first grow old, so the commands after it turn it over.
+	h.advance(25 * time.Hour)
 	for i := range 20_000 {
 		if r := h.receive(admin.sign(t, "box-test", fmt.Sprintf("s%d", i), "state.get", nil)); !r.OK {
 			t.Fatalf("command %d: %+v", i, r)

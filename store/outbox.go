@@ -13,8 +13,11 @@ import (
 )
 
 // Append adds an event to the outbox (and the history) and returns it with
-// its id and seq. When the outbox is full, the oldest events are dropped and
-// an outbox.overflow event saying how many goes before this one.
+// its id and seq. When the outbox is full, events are dropped and an
+// outbox.overflow event saying how many goes before this one: the oldest
+// noise first (contract.ClassNoise: rejected codes, console commands, reader
+// faults), then the oldest ordinary events, and events that report a bin, a
+// key, a code or a login (contract.ClassKept) only when nothing else is left.
 func (t *Tx) Append(typ string, at time.Time, data any) (contract.Event, error) {
 	depth := getU64(t.meta(), metaOutboxDepth)
 	if limit := uint64(t.d.opts.MaxEvents); depth+1 > limit {
@@ -50,6 +53,11 @@ func (t *Tx) append(typ string, at time.Time, data any) (contract.Event, error) 
 	if err := t.outbox().Put(be64(seq), payload); err != nil {
 		return contract.Event{}, fmt.Errorf("store: append event: %w", err)
 	}
+	if class := contract.ClassOf(typ); class != contract.ClassKept {
+		if err := t.outboxIdx().Put(idxKey(class, seq), nil); err != nil {
+			return contract.Event{}, fmt.Errorf("store: index event: %w", err)
+		}
+	}
 	if err := addU64(t.meta(), metaOutboxDepth, 1); err != nil {
 		return contract.Event{}, err
 	}
@@ -65,12 +73,52 @@ func (t *Tx) append(typ string, at time.Time, data any) (contract.Event, error) 
 	return ev, nil
 }
 
+// idxKey is the outbox index key of event seq of class.
+func idxKey(class contract.EventClass, seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = byte(class)
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+// unindex drops event seq's outbox index entries, of whatever class.
+func (t *Tx) unindex(seq uint64) error {
+	for _, class := range []contract.EventClass{contract.ClassNoise, contract.ClassOrdinary} {
+		if err := t.outboxIdx().Delete(idxKey(class, seq)); err != nil {
+			return fmt.Errorf("store: unindex event: %w", err)
+		}
+	}
+	return nil
+}
+
+// dropOldest lets n events go: the oldest noise, then the oldest ordinary
+// events, then the oldest of the rest.
 func (t *Tx) dropOldest(n uint64) (uint64, error) {
 	var dropped uint64
+	for _, class := range []contract.EventClass{contract.ClassNoise, contract.ClassOrdinary} {
+		c := t.outboxIdx().Cursor()
+		for k, _ := c.Seek([]byte{byte(class)}); k != nil && k[0] == byte(class) && dropped < n; k, _ = c.Seek([]byte{byte(class)}) {
+			seq := k[1:]
+			if err := c.Delete(); err != nil {
+				return dropped, fmt.Errorf("store: drop events: %w", err)
+			}
+			if t.outbox().Get(seq) == nil {
+				continue // gone already
+			}
+			if err := t.outbox().Delete(seq); err != nil {
+				return dropped, fmt.Errorf("store: drop events: %w", err)
+			}
+			dropped++
+		}
+	}
 	c := t.outbox().Cursor()
 	for k, _ := c.First(); k != nil && dropped < n; k, _ = c.First() {
+		seq := binary.BigEndian.Uint64(k)
 		if err := c.Delete(); err != nil {
 			return dropped, fmt.Errorf("store: drop events: %w", err)
+		}
+		if err := t.unindex(seq); err != nil { // noise written before the index, say
+			return dropped, err
 		}
 		dropped++
 	}
@@ -109,6 +157,14 @@ func (d *DB) Ack(upto uint64) (int, error) {
 			}
 			n++
 		}
+		for _, class := range []contract.EventClass{contract.ClassNoise, contract.ClassOrdinary} {
+			ic := t.outboxIdx().Cursor()
+			for k, _ := ic.Seek([]byte{byte(class)}); k != nil && k[0] == byte(class) && binary.BigEndian.Uint64(k[1:]) <= upto; k, _ = ic.Seek([]byte{byte(class)}) {
+				if err := ic.Delete(); err != nil {
+					return fmt.Errorf("store: ack: %w", err)
+				}
+			}
+		}
 		if upto > getU64(t.meta(), metaAcked) {
 			if err := putU64(t.meta(), metaAcked, upto); err != nil {
 				return err
@@ -130,6 +186,9 @@ func (d *DB) AckSeqs(seqs []uint64) error {
 			}
 			if err := t.outbox().Delete(be64(s)); err != nil {
 				return fmt.Errorf("store: ack: %w", err)
+			}
+			if err := t.unindex(s); err != nil {
+				return err
 			}
 			n++
 			if s > getU64(t.meta(), metaAcked) {

@@ -82,15 +82,22 @@ func (a *AccessCode) NextTransition() time.Time {
 	return time.Time{}
 }
 
-// Lockout is the keypad's (or console's) brute-force state.
+// Lockout is the keypad's (or console's) brute-force state. Records written
+// before Fails and Since existed still load: their Failures count as made at
+// the load, and their escalation decays from then.
 type Lockout struct {
-	Failures int `json:"failures"` // wrong entries since the last lockout or success
+	Failures int `json:"failures"` // wrong entries counted (len(Fails) when Fails is set)
 	Level    int `json:"level"`    // lockouts so far in this escalation
 	// Until is the wall time the current lockout ends; Remaining is how long
 	// it had left when written, so a restart (whose clock may be wrong) can
 	// still hold it.
 	Until     time.Time     `json:"until,omitzero"`
 	Remaining time.Duration `json:"remaining,omitempty"`
+	// Fails are the wall times of the wrong entries counted in the sliding
+	// window, oldest first; Since is when the escalation last rose or
+	// decayed a step (it decays from there).
+	Fails []time.Time `json:"fails,omitempty"`
+	Since time.Time   `json:"since,omitzero"`
 }
 
 // CodeOwner says what a code hash belongs to.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"smartboxd/contract"
 	"strings"
@@ -94,14 +95,15 @@ func TestLockoutRoundTrip(t *testing.T) {
 	db := openAt(t, dir, Options{})
 	view(t, db, func(tx *Tx) error {
 		for _, console := range []bool{false, true} {
-			if l, err := tx.Lockout(console); err != nil || l != (Lockout{}) {
+			if l, err := tx.Lockout(console); err != nil || !reflect.DeepEqual(l, Lockout{}) {
 				t.Errorf("Lockout(%v) before any write = %+v, %v", console, l, err)
 			}
 		}
 		return nil
 	})
 
-	keypad := Lockout{Failures: 2, Level: 3, Until: t0.Add(90 * time.Second), Remaining: 90 * time.Second}
+	keypad := Lockout{Failures: 2, Level: 3, Until: t0.Add(90 * time.Second), Remaining: 90 * time.Second,
+		Fails: []time.Time{t0.Add(-time.Minute), t0}, Since: t0}
 	console := Lockout{Failures: 4}
 	update(t, db, func(tx *Tx) error {
 		return errors.Join(tx.PutLockout(false, keypad), tx.PutLockout(true, console))
@@ -119,7 +121,8 @@ func TestLockoutRoundTrip(t *testing.T) {
 				return err
 			}
 			if got.Failures != tc.want.Failures || got.Level != tc.want.Level ||
-				!got.Until.Equal(tc.want.Until) || got.Remaining != tc.want.Remaining {
+				!got.Until.Equal(tc.want.Until) || got.Remaining != tc.want.Remaining ||
+				!got.Since.Equal(tc.want.Since) || len(got.Fails) != len(tc.want.Fails) {
 				t.Errorf("Lockout(%v) = %+v, want %+v", tc.console, got, tc.want)
 			}
 		}

@@ -37,7 +37,14 @@ const (
 	DefaultTimeout   = time.Second // how long Open waits for another process's lock
 	DefaultMaxEvents = 1_000_000   // the outbox bound
 	DefaultHistory   = 1000        // events kept for the console
-	DefaultReplies   = 10_000      // command replies kept for idempotency
+	DefaultReplies   = 100_000     // command replies kept for idempotency
+)
+
+// Replies younger than ReplyYoungAge are let go for volume only while more
+// than ReplyYoungKept are stored, whatever Options.Replies says.
+const (
+	ReplyYoungAge  = 24 * time.Hour
+	ReplyYoungKept = 100_000
 )
 
 var (
@@ -80,11 +87,17 @@ var (
 	bucketReplyLog  = []byte("replylog")      // be64 n -> command id
 	bucketCounters  = []byte("counters")      // signing key name -> replay window
 	bucketOffline   = []byte("offline")       // keyed hash of an offline code -> OfflineMark
+	// class byte + be64 seq -> nil, for the outbox's events of
+	// contract.ClassNoise and ClassOrdinary: what a full outbox lets go first
+	bucketOutboxIdx = []byte("outboxidx")
+	bucketTombs     = []byte("tombstones") // access code id -> Tombstone
+	bucketTombEnds  = []byte("tombends")   // schedule key of ends_at + id -> nil
+	bucketTombGone  = []byte("tombgone")   // schedule key of removed_at + id -> nil
 
 	replaced   = [][]byte{bucketKeys, bucketFobs, bucketCodes, bucketCodeIndex, bucketSchedule}
 	allBuckets = [][]byte{bucketMeta, bucketBins, bucketKeys, bucketFobs, bucketCodes,
 		bucketCodeIndex, bucketSchedule, bucketOutbox, bucketHistory, bucketReplies, bucketReplyLog,
-		bucketCounters, bucketOffline}
+		bucketCounters, bucketOffline, bucketOutboxIdx, bucketTombs, bucketTombEnds, bucketTombGone}
 )
 
 // Meta keys.
@@ -108,7 +121,7 @@ type Options struct {
 	Timeout   time.Duration // how long to wait for the file lock; default 1 s
 	MaxEvents int           // outbox bound; default 1,000,000
 	History   int           // events kept for the console; default 1000
-	Replies   int           // command replies kept; default 10,000
+	Replies   int           // command replies kept; default 100,000 (see PutStoredReply)
 	NoSync    bool          // skip fsync: tests and benchmarks of non-durable paths only
 	// ReadOnly opens an existing database for reading only (offline
 	// inspection): nothing is created, migrated or counted.

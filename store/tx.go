@@ -53,18 +53,19 @@ const appendFill = 0.95
 // forget drops a cached bucket that was deleted and made anew.
 func (t *Tx) forget(name []byte) { delete(t.open, string(name)) }
 
-func (t *Tx) meta() *bolt.Bucket     { return t.bucket(bucketMeta) }
-func (t *Tx) bins() *bolt.Bucket     { return t.bucket(bucketBins) }
-func (t *Tx) keys() *bolt.Bucket     { return t.bucket(bucketKeys) }
-func (t *Tx) fobs() *bolt.Bucket     { return t.bucket(bucketFobs) }
-func (t *Tx) codes() *bolt.Bucket    { return t.bucket(bucketCodes) }
-func (t *Tx) codeIdx() *bolt.Bucket  { return t.bucket(bucketCodeIndex) }
-func (t *Tx) sched() *bolt.Bucket    { return t.bucket(bucketSchedule) }
-func (t *Tx) outbox() *bolt.Bucket   { return t.appendOnly(bucketOutbox) }
-func (t *Tx) history() *bolt.Bucket  { return t.appendOnly(bucketHistory) }
-func (t *Tx) replies() *bolt.Bucket  { return t.bucket(bucketReplies) }
-func (t *Tx) replyLog() *bolt.Bucket { return t.bucket(bucketReplyLog) }
-func (t *Tx) offline() *bolt.Bucket  { return t.bucket(bucketOffline) }
+func (t *Tx) meta() *bolt.Bucket      { return t.bucket(bucketMeta) }
+func (t *Tx) bins() *bolt.Bucket      { return t.bucket(bucketBins) }
+func (t *Tx) keys() *bolt.Bucket      { return t.bucket(bucketKeys) }
+func (t *Tx) fobs() *bolt.Bucket      { return t.bucket(bucketFobs) }
+func (t *Tx) codes() *bolt.Bucket     { return t.bucket(bucketCodes) }
+func (t *Tx) codeIdx() *bolt.Bucket   { return t.bucket(bucketCodeIndex) }
+func (t *Tx) sched() *bolt.Bucket     { return t.bucket(bucketSchedule) }
+func (t *Tx) outbox() *bolt.Bucket    { return t.appendOnly(bucketOutbox) }
+func (t *Tx) history() *bolt.Bucket   { return t.appendOnly(bucketHistory) }
+func (t *Tx) replies() *bolt.Bucket   { return t.bucket(bucketReplies) }
+func (t *Tx) replyLog() *bolt.Bucket  { return t.bucket(bucketReplyLog) }
+func (t *Tx) offline() *bolt.Bucket   { return t.bucket(bucketOffline) }
+func (t *Tx) outboxIdx() *bolt.Bucket { return t.bucket(bucketOutboxIdx) }
 
 func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	raw := b.Get(k)
@@ -237,10 +238,14 @@ func schedKey(at time.Time, id string) []byte {
 	return append(k, id...)
 }
 
-// PutAccessCode writes a, moving its code index and schedule entries.
+// PutAccessCode writes a, moving its code index and schedule entries. A
+// tombstone of the same id goes: the code written wins over one removed.
 func (t *Tx) PutAccessCode(a *AccessCode) error {
 	old, err := t.AccessCode(a.ID)
 	if err != nil {
+		return err
+	}
+	if err := t.DeleteTombstone(a.ID); err != nil {
 		return err
 	}
 	if old == nil {
@@ -363,18 +368,84 @@ func lockoutKey(console bool) []byte {
 // SnapshotVersion is the version of the last snapshot applied.
 func (t *Tx) SnapshotVersion() string { return string(t.meta().Get(metaSnapshot)) }
 
-// Reply returns the stored reply to command id, if there is one.
-func (t *Tx) Reply(id string) ([]byte, bool) {
-	v := t.replies().Get([]byte(id))
-	if v == nil {
-		return nil, false
-	}
-	return bytes.Clone(v), true
+// StoredReply is a command's reply as kept for a repeated command id.
+type StoredReply struct {
+	Reply []byte
+	// Fingerprint identifies the command the reply answers (its type and
+	// data, see contract.Fingerprint), so a different command under the
+	// same id is told apart; nil for a reply kept without one.
+	Fingerprint []byte
+	At          time.Time // when it was stored; zero when unknown
 }
 
-// PutReply stores the reply to command id, dropping the oldest replies past
-// the bound.
+// Reply values: a reply stored by PutStoredReply starts with replyTag, then
+// the time it was stored (be64 Unix nanoseconds, 0 unknown), the length of
+// the fingerprint (one byte) and the fingerprint, then the reply. A value
+// without the tag (written before fingerprints were kept) is the bare reply:
+// replies are JSON objects, never starting with that byte.
+const replyTag = 0x01
+
+func encodeReply(r StoredReply) []byte {
+	b := make([]byte, 0, 10+len(r.Fingerprint)+len(r.Reply))
+	b = append(b, replyTag)
+	var nanos uint64
+	if !r.At.IsZero() {
+		nanos = uint64(r.At.UnixNano())
+	}
+	b = binary.BigEndian.AppendUint64(b, nanos)
+	b = append(b, byte(len(r.Fingerprint)))
+	b = append(b, r.Fingerprint...)
+	return append(b, r.Reply...)
+}
+
+// decodeReply reads a reply value; the slices it returns point into v.
+func decodeReply(v []byte) StoredReply {
+	if len(v) < 10 || v[0] != replyTag || len(v) < 10+int(v[9]) {
+		return StoredReply{Reply: v}
+	}
+	var r StoredReply
+	if nanos := binary.BigEndian.Uint64(v[1:9]); nanos != 0 {
+		r.At = time.Unix(0, int64(nanos)).UTC()
+	}
+	if n := int(v[9]); n > 0 {
+		r.Fingerprint = v[10 : 10+n]
+	}
+	r.Reply = v[10+int(v[9]):]
+	return r
+}
+
+// Reply returns the stored reply to command id, if there is one.
+func (t *Tx) Reply(id string) ([]byte, bool) {
+	r, ok := t.StoredReply(id)
+	return r.Reply, ok
+}
+
+// StoredReply returns the reply kept for command id, if there is one.
+func (t *Tx) StoredReply(id string) (StoredReply, bool) {
+	v := t.replies().Get([]byte(id))
+	if v == nil {
+		return StoredReply{}, false
+	}
+	r := decodeReply(v)
+	r.Reply, r.Fingerprint = bytes.Clone(r.Reply), bytes.Clone(r.Fingerprint)
+	return r, true
+}
+
+// PutReply stores the reply to command id without a fingerprint or a time
+// (see PutStoredReply).
 func (t *Tx) PutReply(id string, reply []byte) error {
+	return t.PutStoredReply(id, StoredReply{Reply: reply})
+}
+
+// PutStoredReply stores the reply to command id. Replies are let go oldest
+// first, by volume and age: past Options.Replies entries the oldest goes,
+// but one younger than ReplyYoungAge (by r.At) only while more than
+// ReplyYoungKept are stored, so a burst of commands cannot push out the
+// replies of the last day that a redelivery may still need.
+func (t *Tx) PutStoredReply(id string, r StoredReply) error {
+	if len(r.Fingerprint) > 255 {
+		return fmt.Errorf("store: reply fingerprint of %d bytes", len(r.Fingerprint))
+	}
 	if t.replies().Get([]byte(id)) == nil {
 		n, err := t.replyLog().NextSequence()
 		if err != nil {
@@ -383,18 +454,11 @@ func (t *Tx) PutReply(id string, reply []byte) error {
 		if err := t.replyLog().Put(be64(n), []byte(id)); err != nil {
 			return fmt.Errorf("store: reply log: %w", err)
 		}
-		// Reply log keys are consecutive: the oldest is the first.
-		c := t.replyLog().Cursor()
-		for k, v := c.First(); k != nil && n-binary.BigEndian.Uint64(k) >= uint64(t.d.opts.Replies); k, v = c.First() {
-			if err := t.replies().Delete(v); err != nil {
-				return fmt.Errorf("store: trim replies: %w", err)
-			}
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("store: trim replies: %w", err)
-			}
+		if err := t.trimReplies(n, r.At); err != nil {
+			return err
 		}
 	}
-	if err := t.replies().Put([]byte(id), reply); err != nil {
+	if err := t.replies().Put([]byte(id), encodeReply(r)); err != nil {
 		return fmt.Errorf("store: put reply: %w", err)
 	}
 	return nil
@@ -411,6 +475,32 @@ func (t *Tx) Counters(kid string) []byte {
 func (t *Tx) PutCounters(kid string, window []byte) error {
 	if err := t.bucket(bucketCounters).Put([]byte(kid), window); err != nil {
 		return fmt.Errorf("store: put counters: %w", err)
+	}
+	return nil
+}
+
+// trimReplies lets the oldest replies go, newest being the reply log's
+// last key and now the time of the reply being stored.
+func (t *Tx) trimReplies(newest uint64, now time.Time) error {
+	// Reply log keys are consecutive: the oldest is the first.
+	c := t.replyLog().Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		count := newest - binary.BigEndian.Uint64(k) + 1
+		if count <= uint64(t.d.opts.Replies) {
+			return nil
+		}
+		if count <= ReplyYoungKept {
+			old := decodeReply(t.replies().Get(v))
+			if !old.At.IsZero() && !now.IsZero() && now.Sub(old.At) < ReplyYoungAge {
+				return nil // the oldest is young: so are the rest
+			}
+		}
+		if err := t.replies().Delete(v); err != nil {
+			return fmt.Errorf("store: trim replies: %w", err)
+		}
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("store: trim replies: %w", err)
+		}
 	}
 	return nil
 }

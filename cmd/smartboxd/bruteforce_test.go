@@ -147,14 +147,16 @@ func (r *boxRig) enter(code string) []event {
 }
 
 // rejected checks that evs is one code.rejected for reason (and, when the
-// entry started a lockout, the keypad.locked_out event) and returns that
-// lockout's end, zero if none.
+// entry started a lockout, the keypad.locked_out event; a keypad.lockout_ended
+// of the lockout before may come first) and returns that lockout's end, zero
+// if none.
 func rejected(t *testing.T, evs []event, entry string, reasons ...string) time.Time {
 	t.Helper()
 	var until time.Time
 	var reason string
 	for _, e := range evs {
 		switch e.Type {
+		case contract.EventKeypadLockoutEnded:
 		case "code.rejected":
 			if reason != "" {
 				t.Fatalf("entry %q rejected twice: %v", entry, evs)
@@ -209,9 +211,10 @@ func randomEntry(rng *rand.Rand, avoid map[string]bool) string {
 // TestBruteForceKeypad types 10,000 random entries into a box holding real
 // codes, on the real store with a fake clock: none opens a bin, every fifth
 // wrong entry in a row starts a lockout that doubles from 30 s up to 900 s,
-// a right code is refused during a lockout, and the lockout and its level
-// survive a restart. A right code after the lockout opens its bin and
-// ends the escalation.
+// a right code is refused during a lockout (the first refusal reported, the
+// rest counted in keypad.lockout_ended), and the lockout and its level
+// survive a restart. A right code after the lockout opens its bin but does
+// not end the escalation; security.clear_lockout does.
 func TestBruteForceKeypad(t *testing.T) {
 	const entries = 10_000
 	const base, maxD = 30 * time.Second, 900 * time.Second
@@ -238,7 +241,8 @@ func TestBruteForceKeypad(t *testing.T) {
 	pulsesBefore := r.locks.pulses()
 
 	var until time.Time
-	level, failures, lockouts, duringLockout := 0, 0, 0, 0
+	level, failures, lockouts, duringLockout, reported := 0, 0, 0, 0, false
+	counted := 0 // refusals not reported one by one
 	for i := range entries {
 		now := r.clock.Now()
 		locked := now.Before(until)
@@ -252,11 +256,27 @@ func TestBruteForceKeypad(t *testing.T) {
 		}
 		evs := r.enter(entry)
 		if locked {
+			duringLockout++
+			if reported {
+				if len(evs) != 0 {
+					t.Fatalf("a refusal after the lockout's first was reported: %v", evs)
+				}
+				counted++
+				continue
+			}
 			if got := rejected(t, evs, entry, contract.CodeKeypadLockedOut); !got.IsZero() {
 				t.Fatalf("an entry refused during a lockout started another")
 			}
-			duringLockout++
+			reported = true
 			continue
+		}
+		for _, e := range evs {
+			if e.Type == contract.EventKeypadLockoutEnded {
+				if n := dataInt(e, "rejected"); n != counted {
+					t.Fatalf("keypad.lockout_ended counts %d refusals, want %d", n, counted)
+				}
+				counted = 0
+			}
 		}
 		got := rejected(t, evs, entry, contract.CodeCodeUnknown, contract.CodeCodeInvalidLength, contract.CodeCodeNotNumeric)
 		failures++
@@ -273,7 +293,7 @@ func TestBruteForceKeypad(t *testing.T) {
 		if !got.Equal(want) {
 			t.Fatalf("lockout %d ends %v, want %v (%v after it began)", level, got, want, lockoutFor(level, base, maxD))
 		}
-		until = got
+		until, reported = got, false
 	}
 	if n := r.locks.pulses(); n != pulsesBefore {
 		t.Fatalf("%d random entries pulsed a lock %d times", entries, n-pulsesBefore)
@@ -294,7 +314,9 @@ func TestBruteForceKeypad(t *testing.T) {
 	r.restart()
 	r.newEvents() // device.started
 	rejected(t, r.enter(pick), pick, contract.CodeKeypadLockedOut)
-	rejected(t, r.enter(drop2), drop2, contract.CodeKeypadLockedOut)
+	if evs := r.enter(drop2); len(evs) != 0 { // refused too, and counted
+		t.Fatalf("the second refusal of a lockout was reported: %v", evs)
+	}
 	// The level survived too: the next lockout is as long as the cap.
 	r.clock.Advance(until.Sub(r.clock.Now()))
 	for i := range 5 {
@@ -308,17 +330,31 @@ func TestBruteForceKeypad(t *testing.T) {
 		t.Fatalf("a lock pulsed during a lockout")
 	}
 
-	// Once it is over, the right code opens its bin and the escalation
-	// starts again from the bottom.
+	// Once it is over, the right code opens its bin, but the escalation
+	// stays: the next lockout is as long as the cap again.
 	r.clock.Advance(until.Sub(r.clock.Now()))
+	r.flush()
+	r.newEvents() // keypad.lockout_ended
 	evs := r.enter(pick)
 	if len(evs) == 0 || evs[0].Type != "bin.unlocked" || dataInt(evs[0], "bin") != 1 || r.locks.pulses() != pulsesBefore+1 {
 		t.Fatalf("the pickup code after the lockout: %v", evs)
 	}
 	for i := range 5 {
 		got := rejected(t, r.enter("99999"), "99999", contract.CodeCodeUnknown)
+		if i == 4 && !got.Equal(r.clock.Now().Add(maxD)) {
+			t.Fatalf("after a right code the lockout ends %v, want %v", got, r.clock.Now().Add(maxD))
+		}
+	}
+	// security.clear_lockout ends the lockout and the escalation: the next
+	// one starts again from the bottom.
+	r.mustOK("security.clear_lockout", map[string]any{})
+	if evs := r.newEvents(); len(evs) != 1 || evs[0].Type != contract.EventKeypadLockoutCleared {
+		t.Fatalf("security.clear_lockout: %v", evs)
+	}
+	for i := range 5 {
+		got := rejected(t, r.enter("99999"), "99999", contract.CodeCodeUnknown)
 		if i == 4 && !got.Equal(r.clock.Now().Add(base)) {
-			t.Fatalf("after a right code the lockout ends %v, want %v", got, r.clock.Now().Add(base))
+			t.Fatalf("after clear_lockout the lockout ends %v, want %v", got, r.clock.Now().Add(base))
 		}
 	}
 }
@@ -467,12 +503,25 @@ security: {lockout_after: %d, lockout_s: %d, lockout_max_s: %d}
 		}
 		return n, last
 	}
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d code.rejected events", entries), func() bool {
-		n, _ := count("code.rejected")
-		return n >= entries
+	// Every entry is rejected: reported one by one, or (after the first
+	// refusal of a lockout) counted in the lockout's keypad.lockout_ended.
+	judged := func() (reported, counted int) {
+		for _, e := range decodeEvents(c.events.Messages()) {
+			switch e.Type {
+			case "code.rejected":
+				reported++
+			case contract.EventKeypadLockoutEnded:
+				counted += dataInt(e, "rejected")
+			}
+		}
+		return reported, counted
+	}
+	waitFor(t, 120*time.Second, fmt.Sprintf("%d rejections", entries), func() bool {
+		n, m := judged()
+		return n+m >= entries
 	})
-	if n, _ := count("code.rejected"); n != entries {
-		t.Fatalf("%d entries, %d rejections", entries, n)
+	if n, m := judged(); n+m != entries {
+		t.Fatalf("%d entries, %d rejections reported and %d counted", entries, n, m)
 	}
 	if n, e := count("bin.unlocked"); n > 0 {
 		t.Fatalf("a random entry opened a bin: %v", e.Data)

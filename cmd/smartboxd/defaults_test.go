@@ -49,10 +49,13 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"security.lockout_after", c.Security.LockoutAfter, device.DefaultLockoutAfter},
 		{"security.lockout_s", time.Duration(c.Security.LockoutS) * time.Second, device.DefaultLockoutBase},
 		{"security.lockout_max_s", time.Duration(c.Security.LockoutMaxS) * time.Second, device.DefaultLockoutMax},
+		{"security.lockout_window_s", time.Duration(c.Security.LockoutWindowS) * time.Second, device.DefaultLockoutWindow},
+		{"security.lockout_decay_s", time.Duration(c.Security.LockoutDecayS) * time.Second, device.DefaultLockoutDecay},
 		{"outbox.max_events", c.Outbox.MaxEvents, store.DefaultMaxEvents},
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, device.DefaultMaxAccessCodes},
 		{"limits.max_keys", c.Limits.MaxKeys, device.DefaultMaxKeys},
 		{"limits.replies", c.Limits.Replies, store.DefaultReplies},
+		{"limits.removed_retention_s", time.Duration(c.Limits.RemovedRetentionS) * time.Second, device.DefaultRemovedRetention},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: config default %v, package default %v", tc.name, tc.got, tc.want)

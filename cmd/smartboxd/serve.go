@@ -99,6 +99,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		LockoutAfter:    cfg.Security.LockoutAfter,
 		LockoutBase:     time.Duration(cfg.Security.LockoutS) * time.Second,
 		LockoutMax:      time.Duration(cfg.Security.LockoutMaxS) * time.Second,
+		LockoutWindow:   time.Duration(cfg.Security.LockoutWindowS) * time.Second,
+		LockoutDecay:    time.Duration(cfg.Security.LockoutDecayS) * time.Second,
 		RequireSync:     cfg.Clock.RequiresSync(),
 		Synced:          sysclock.Synced,
 		MaxAccessCodes:  cfg.Limits.MaxAccessCodes,
@@ -110,6 +112,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		Clock:           clock,
 		Logger:          log.With("part", "device"),
 	}
+	boxCfg.RemovedRetention = time.Duration(cfg.Limits.RemovedRetentionS) * time.Second
 	if fb != nil {
 		boxCfg.Feedback = fb
 	}

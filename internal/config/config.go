@@ -195,6 +195,12 @@ type Security struct {
 	LockoutAfter int `yaml:"lockout_after"` // default 5
 	LockoutS     int `yaml:"lockout_s"`     // default 30
 	LockoutMaxS  int `yaml:"lockout_max_s"` // default 900
+	// LockoutWindowS is how long a wrong keypad entry counts towards a
+	// lockout, whatever right codes come after it; default 600.
+	LockoutWindowS int `yaml:"lockout_window_s"`
+	// LockoutDecayS is how long without a wrong entry lowers the lockout
+	// escalation one step; default 3600.
+	LockoutDecayS int `yaml:"lockout_decay_s"`
 }
 
 // Clock says how far the system clock is trusted.
@@ -211,7 +217,11 @@ type Outbox struct {
 type Limits struct {
 	MaxAccessCodes int `yaml:"max_access_codes"` // default 200,000
 	MaxKeys        int `yaml:"max_keys"`         // default 100,000
-	Replies        int `yaml:"replies"`          // command replies kept for idempotency, default 10,000
+	Replies        int `yaml:"replies"`          // command replies kept for idempotency, default 100,000
+	// RemovedRetentionS is how long a time-bound code the schedule removed
+	// is kept as a keyed-hash tombstone, to be restored if the clock jumped
+	// ahead and comes back inside its window; default 604800 (7 days).
+	RemovedRetentionS int `yaml:"removed_retention_s"`
 }
 
 // Log sets the log output.

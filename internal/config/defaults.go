@@ -72,13 +72,18 @@ func Default() *Config {
 			LockoutAfter: 5,
 			LockoutS:     30,
 			LockoutMaxS:  900,
+
+			LockoutWindowS: 600,
+			LockoutDecayS:  3600,
 		},
 		Clock:  Clock{RequireSync: &requireSync},
 		Outbox: Outbox{MaxEvents: 1_000_000},
 		Limits: Limits{
 			MaxAccessCodes: 200_000,
 			MaxKeys:        100_000,
-			Replies:        10_000,
+			Replies:        100_000,
+
+			RemovedRetentionS: 7 * 24 * 3600,
 		},
 		Log: Log{Level: "info"},
 	}

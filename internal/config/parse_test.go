@@ -66,11 +66,14 @@ func TestDefaults(t *testing.T) {
 		{"security.lockout_after", c.Security.LockoutAfter, 5},
 		{"security.lockout_s", c.Security.LockoutS, 30},
 		{"security.lockout_max_s", c.Security.LockoutMaxS, 900},
+		{"security.lockout_window_s", c.Security.LockoutWindowS, 600},
+		{"security.lockout_decay_s", c.Security.LockoutDecayS, 3600},
 		{"clock.require_sync", c.Clock.RequireSync != nil && *c.Clock.RequireSync, true},
 		{"outbox.max_events", c.Outbox.MaxEvents, 1_000_000},
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, 200_000},
 		{"limits.max_keys", c.Limits.MaxKeys, 100_000},
-		{"limits.replies", c.Limits.Replies, 10_000},
+		{"limits.replies", c.Limits.Replies, 100_000},
+		{"limits.removed_retention_s", c.Limits.RemovedRetentionS, 604800},
 		{"log.level", c.Log.Level, "info"},
 	} {
 		if !reflect.DeepEqual(tt.got, tt.want) {

@@ -525,10 +525,13 @@ func (c *Config) checkNumbers(v *checker) {
 	if s.LockoutMaxS < s.LockoutS {
 		v.add("security.lockout_max_s", "must be at least security.lockout_s (%d), not %d", s.LockoutS, s.LockoutMaxS)
 	}
+	v.between("security.lockout_window_s", s.LockoutWindowS, 1, 86400)
+	v.between("security.lockout_decay_s", s.LockoutDecayS, 1, 7*86400)
 
 	v.atLeast("outbox.max_events", c.Outbox.MaxEvents, 100)
 	v.positive("limits.max_access_codes", c.Limits.MaxAccessCodes)
 	v.positive("limits.max_keys", c.Limits.MaxKeys)
 	v.positive("limits.replies", c.Limits.Replies)
+	v.between("limits.removed_retention_s", c.Limits.RemovedRetentionS, 1, 366*86400)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 }
