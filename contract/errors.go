@@ -72,6 +72,7 @@ const (
 	CodeInternal         = "internal"
 	CodeStoreUnavailable = "store.unavailable"
 	CodeAccessCodeLimit  = "access_code.limit"
+	CodeKeyLimit         = "key.limit"
 	CodeDeviceStopped    = "device.stopped"
 	CodeDeviceStarting   = "device.starting"
 )

@@ -47,6 +47,10 @@ type scanner struct {
 	// The span of the top-level "data" member's value, when given.
 	dataStart, dataEnd int
 	inData             bool
+	// Members: the value of every top-level member, when not nil.
+	members map[string][]byte
+	open    string // the member whose container is open
+	openAt  int
 }
 
 // frame is one open array or object; names[start:] are an object's
@@ -112,6 +116,9 @@ func (s *scanner) run() error {
 			if s.inData && len(s.stack) == 1 {
 				s.dataEnd, s.inData = s.i, false
 			}
+			if s.members != nil && len(s.stack) == 1 {
+				s.members[s.open] = s.b[s.openAt:s.i]
+			}
 			continue
 		case top.first:
 			top.first = false
@@ -162,6 +169,16 @@ func (s *scanner) member() error {
 			return nil
 		}
 		s.idOK = false
+	}
+	if s.members != nil && len(s.stack) == 1 {
+		s.open, s.openAt = string(name), s.i
+		if err := s.value(); err != nil {
+			return err
+		}
+		if len(s.stack) == 1 { // a scalar
+			s.members[s.open] = s.b[s.openAt:s.i]
+		}
+		return nil
 	}
 	if len(s.stack) == 1 && string(name) == "data" {
 		s.dataStart, s.inData = s.i, true
@@ -352,6 +369,22 @@ func (s *scanner) hex4(at int) (rune, bool) {
 		}
 	}
 	return r, true
+}
+
+// Members returns the value of each member of the JSON object obj, each
+// sharing obj's memory, after checking obj as CheckJSON does: a large
+// object (a snapshot's data) is split without being decoded or copied, so
+// that its arrays can be decoded one element at a time.
+func Members(obj []byte) (map[string][]byte, error) {
+	s := scanner{b: obj, maxDepth: MaxDepth, members: map[string][]byte{}}
+	s.space()
+	if s.i >= len(s.b) || s.b[s.i] != '{' {
+		return nil, fmt.Errorf("contract: not an object")
+	}
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	return s.members, nil
 }
 
 // peekID reads the top-level "id" string of a payload that is not a valid

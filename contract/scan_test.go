@@ -193,3 +193,24 @@ func BenchmarkCheckJSON(b *testing.B) {
 		}
 	})
 }
+
+func TestMembers(t *testing.T) {
+	m, err := Members([]byte(` {"version":"v1", "keys":[{"a":1},{}] ,"access_codes":[],"n":null,"o":{"x":[1]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"version": `"v1"`, "keys": `[{"a":1},{}]`, "access_codes": `[]`, "n": `null`, "o": `{"x":[1]}`}
+	if len(m) != len(want) {
+		t.Errorf("members %q", m)
+	}
+	for k, v := range want {
+		if string(m[k]) != v {
+			t.Errorf("%s = %q, want %q", k, m[k], v)
+		}
+	}
+	for _, bad := range []string{`[1]`, `{"a":1,"a":2}`, `{"a":`, `{"A":1}`} {
+		if _, err := Members([]byte(bad)); err == nil {
+			t.Errorf("Members(%q) took it", bad)
+		}
+	}
+}

@@ -65,6 +65,8 @@ type Config struct {
 	Synced      func() bool // nil: always synchronised
 
 	MaxAccessCodes int
+	MaxKeys        int
+	SnapshotChunk  int // records of a snapshot staged per transaction
 
 	Store    Store
 	Locks    Locker
@@ -136,6 +138,12 @@ func New(cfg Config) (*Box, error) {
 	def(&cfg.LockoutMax, DefaultLockoutMax)
 	if cfg.LockoutAfter <= 0 {
 		cfg.LockoutAfter = DefaultLockoutAfter
+	}
+	if cfg.MaxKeys <= 0 {
+		cfg.MaxKeys = DefaultMaxKeys
+	}
+	if cfg.SnapshotChunk <= 0 {
+		cfg.SnapshotChunk = DefaultSnapshotChunk
 	}
 	if cfg.MaxAccessCodes <= 0 {
 		cfg.MaxAccessCodes = DefaultMaxAccessCodes

@@ -12,6 +12,10 @@ const (
 	DefaultLockoutBase     = 30 * time.Second
 	DefaultLockoutMax      = 900 * time.Second
 	DefaultMaxAccessCodes  = 200_000
+	DefaultMaxKeys         = 100_000
+	// DefaultSnapshotChunk is how many records of a sync.snapshot are
+	// staged per transaction; the loop serves other inputs between two.
+	DefaultSnapshotChunk = 1000
 )
 
 // Internal bounds of the decision loop.

@@ -21,7 +21,7 @@ var handlers = map[string]handler{
 	"access_code.delete": (*Box).cmdAccessCodeDelete,
 	"bin.open":           (*Box).cmdBinOpen,
 	"settings.set":       (*Box).cmdSettingsSet,
-	"sync.snapshot":      (*Box).cmdSnapshot,
+	// sync.snapshot is run by Execute in chunks: executeSnapshot.
 	"state.get":          (*Box).cmdStateGet,
 }
 
@@ -62,6 +62,9 @@ func failed(id string, err error) (a answer, keep bool) {
 // command id seen before gets the stored reply again and has no second
 // effect; the reply is stored in the same transaction as the effect.
 func (b *Box) Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error) {
+	if cmd.Type == contract.TypeSnapshot {
+		return b.executeSnapshot(ctx, cmd)
+	}
 	var r contract.Reply
 	if err := b.call(ctx, func() { r = b.execute(cmd) }); err != nil {
 		return contract.Reply{}, err

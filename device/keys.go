@@ -212,6 +212,9 @@ func (b *Box) cmdKeyUpsert(c *txc, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if old == nil && c.tx.KeyCount() >= b.cfg.MaxKeys {
+		return nil, contract.Errorf(contract.CodeKeyLimit, "the box holds at most %d keys", b.cfg.MaxKeys)
+	}
 	if err := c.tx.PutKey(k); err != nil {
 		return nil, err
 	}

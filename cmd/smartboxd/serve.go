@@ -90,6 +90,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		RequireSync:     cfg.Clock.RequiresSync(),
 		Synced:          sysclock.Synced,
 		MaxAccessCodes:  cfg.Limits.MaxAccessCodes,
+		MaxKeys:         cfg.Limits.MaxKeys,
 		Store:           db,
 		Locks:           bank,
 		Clock:           clock,
