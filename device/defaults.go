@@ -15,7 +15,7 @@ const (
 	DefaultMaxKeys         = 100_000
 	// DefaultSnapshotChunk is how many records of a sync.snapshot are
 	// staged per transaction; the loop serves other inputs between two.
-	DefaultSnapshotChunk = 1000
+	DefaultSnapshotChunk = 500
 )
 
 // Internal bounds of the decision loop.

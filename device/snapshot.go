@@ -80,7 +80,7 @@ func deref(s *string) string {
 // collector's target at snapshotGCPercent.
 const (
 	bigSnapshot       = 4 << 20
-	snapshotGCPercent = 20
+	snapshotGCPercent = 50
 )
 
 // snapRun is one snapshot being applied.
