@@ -13,6 +13,8 @@ import (
 // the reply (and, redacted, for the reply kept for a repeated id).
 type handler func(b *Box, c *txc, data []byte) (result any, err error)
 
+// sync.snapshot is not among them: Execute runs it in chunks
+// (executeSnapshot).
 var handlers = map[string]handler{
 	"key.upsert":         (*Box).cmdKeyUpsert,
 	"key.unlink":         (*Box).cmdKeyUnlink,
@@ -21,7 +23,6 @@ var handlers = map[string]handler{
 	"access_code.delete": (*Box).cmdAccessCodeDelete,
 	"bin.open":           (*Box).cmdBinOpen,
 	"settings.set":       (*Box).cmdSettingsSet,
-	// sync.snapshot is run by Execute in chunks: executeSnapshot.
 	"state.get":          (*Box).cmdStateGet,
 }
 
