@@ -14,7 +14,15 @@ type State struct {
 	Clock       ClockState  `json:"clock"`
 	Settings    Settings    `json:"settings"`
 	Store       StoreState  `json:"store"`
+	Mode        string      `json:"mode"` // ModeNormal or ModeSafe
 }
+
+// Modes of the state document. In safe mode (after repeated unclean
+// starts) the keypad is off; the console and the cloud link work.
+const (
+	ModeNormal = "normal"
+	ModeSafe   = "safe"
+)
 
 // Bin states, lock states and door states of BinState.
 const (
@@ -50,6 +58,9 @@ type Settings struct {
 type StoreState struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Restored is set when the database was found corrupt at this start:
+	// StoreRestoredBackup or StoreRestoredEmpty.
+	Restored string `json:"restored,omitempty"`
 }
 
 // OutboxState is the outbox part of the state document.

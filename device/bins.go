@@ -95,6 +95,8 @@ func (b *Box) stateDoc(tx *store.Tx, now time.Time) (contract.State, error) {
 	}
 	b.mu.Unlock()
 	s.Store = b.storeState()
+	s.Store.Restored = b.cfg.StoreRestored
+	s.Mode = b.cfg.Mode
 	s.Keys = tx.KeyCount()
 	s.AccessCodes = tx.AccessCodeCount()
 	o := tx.OutboxStats()

@@ -68,6 +68,15 @@ type Config struct {
 	MaxKeys        int
 	SnapshotChunk  int // records of a snapshot staged per transaction
 
+	// Mode is the state document's mode: contract.ModeNormal (default) or
+	// contract.ModeSafe. StoreRestored is how a corrupt database was
+	// recovered at this start ("" when it was sound).
+	Mode          string
+	StoreRestored string
+	// SnapshotApplied, when set, is called on the loop after a
+	// sync.snapshot commits (the daemon takes a backup then).
+	SnapshotApplied func()
+
 	Store    Store
 	Locks    Locker
 	Feedback Feedback
@@ -138,6 +147,9 @@ func New(cfg Config) (*Box, error) {
 	def(&cfg.LockoutMax, DefaultLockoutMax)
 	if cfg.LockoutAfter <= 0 {
 		cfg.LockoutAfter = DefaultLockoutAfter
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = contract.ModeNormal
 	}
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = DefaultMaxKeys

@@ -509,7 +509,12 @@ func (r *snapRun) finish(b *Box, c *txc) (any, error) {
 	if err := c.event(contract.EventSnapshotApplied, summary); err != nil {
 		return nil, err
 	}
-	c.onCommit(func() { b.armSchedule(0) })
+	c.onCommit(func() {
+		b.armSchedule(0)
+		if b.cfg.SnapshotApplied != nil {
+			b.cfg.SnapshotApplied()
+		}
+	})
 	if len(r.gen) > 0 {
 		summary.GeneratedKeyCodes = r.gen
 	}

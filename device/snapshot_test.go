@@ -241,3 +241,27 @@ func snapshotMemoryChild(t *testing.T, mode string, size int) {
 	}
 	fmt.Printf("snapshot-memory: %d %d %s\n", len(raw), hwm, result)
 }
+
+// The state document says the box's mode and how its database was
+// recovered; a snapshot that commits tells the daemon (which backs up).
+func TestStateModeAndSnapshotHook(t *testing.T) {
+	h := newHarness(t)
+	st := h.state()
+	eq(t, "default mode", st.Mode, contract.ModeNormal)
+	eq(t, "not restored", st.Store.Restored, "")
+
+	applied := 0
+	h2 := newHarness(t, func(c *Config) {
+		c.Mode, c.StoreRestored = contract.ModeSafe, contract.StoreRestoredEmpty
+		c.SnapshotApplied = func() { applied++ }
+	})
+	st = h2.state()
+	eq(t, "safe mode", st.Mode, contract.ModeSafe)
+	eq(t, "restored", st.Store.Restored, contract.StoreRestoredEmpty)
+	h2.exec("sync.snapshot", map[string]any{"keys": []any{map[string]any{"key_id": 1}}}) // refused
+	h2.flush()
+	eq(t, "hook after a refused snapshot", applied, 0)
+	h2.mustOK("sync.snapshot", snapCodes(3))
+	h2.flush()
+	eq(t, "hook after a snapshot", applied, 1)
+}
