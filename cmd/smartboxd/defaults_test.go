@@ -50,6 +50,7 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"security.lockout_max_s", time.Duration(c.Security.LockoutMaxS) * time.Second, device.DefaultLockoutMax},
 		{"outbox.max_events", c.Outbox.MaxEvents, store.DefaultMaxEvents},
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, device.DefaultMaxAccessCodes},
+		{"limits.max_keys", c.Limits.MaxKeys, device.DefaultMaxKeys},
 		{"limits.replies", c.Limits.Replies, store.DefaultReplies},
 	} {
 		if tc.got != tc.want {
