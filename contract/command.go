@@ -47,7 +47,7 @@ func (l Limits) withDefaults() Limits {
 type Command struct {
 	ID        string
 	Type      string
-	Data      json.RawMessage // the data object, nil when absent or null
+	Data      json.RawMessage // the data object, nil when absent or null; it shares the payload's memory
 	ExpiresAt *time.Time
 	// BoxID and Counter are the members a signed command's payload adds
 	// (§7): the box it is for and the signer's counter; "" and 0 when absent.
@@ -162,8 +162,22 @@ func ParseCommand(payload []byte, lim Limits) (Command, error) {
 		BoxID     *string         `json:"box_id"`
 		Counter   *uint64         `json:"counter"`
 	}
-	if err := DecodeStrict(payload, &env); err != nil {
+	sc := scanner{b: payload, maxDepth: MaxDepth}
+	if err := sc.run(); err != nil {
 		return Command{ID: PeekID(payload)}, Errorf(CodeCmdInvalid, "%v", err)
+	}
+	// The envelope is decoded without its data, which is passed on as it
+	// lies in payload: a 64 MiB snapshot is neither copied nor read twice.
+	envelope := payload
+	if sc.dataEnd > 0 {
+		envelope = make([]byte, 0, len(payload)-(sc.dataEnd-sc.dataStart)+4)
+		envelope = append(append(append(envelope, payload[:sc.dataStart]...), "null"...), payload[sc.dataEnd:]...)
+	}
+	if err := decodeStrict(envelope, &env); err != nil {
+		return Command{ID: PeekID(payload)}, Errorf(CodeCmdInvalid, "%v", err)
+	}
+	if sc.dataEnd > 0 {
+		env.Data = payload[sc.dataStart:sc.dataEnd]
 	}
 	cmd := Command{}
 	if env.ID != nil {
@@ -210,9 +224,19 @@ func payloadTooLarge(n, limit int) *Error {
 	return Errorf(CodeCmdInvalid, "payload too large: %d bytes, at most %d", n, limit)
 }
 
-// DecodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data, and names the offending field in its error.
+// DecodeStrict decodes one JSON value into v, refusing unknown fields,
+// trailing data and everything CheckJSON refuses (bad UTF-8, a member named
+// twice or in another case, deep nesting), and names the offending field in
+// its error.
 func DecodeStrict(raw []byte, v any) error {
+	if err := CheckJSON(raw); err != nil {
+		return err
+	}
+	return decodeStrict(raw, v)
+}
+
+// decodeStrict is DecodeStrict of raw that CheckJSON has passed.
+func decodeStrict(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -238,41 +262,4 @@ func DecodeData(data []byte, v any) error {
 		return Errorf(CodeCmdInvalid, "data.%v", err)
 	}
 	return nil
-}
-
-// skipValue is a JSON value read and thrown away.
-type skipValue struct{}
-
-func (*skipValue) UnmarshalJSON([]byte) error { return nil }
-
-// PeekID reads the top-level "id" string of a payload that is not a valid
-// command (or not yet verified), for its reply. It returns "" when none can be read before
-// something goes wrong, and for an id longer than MaxIDLen.
-func PeekID(payload []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return ""
-	}
-	id := ""
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			break
-		}
-		if key, _ := t.(string); key == "id" {
-			var s string
-			if dec.Decode(&s) != nil {
-				break
-			}
-			id = s
-			continue
-		}
-		if dec.Decode(&skipValue{}) != nil {
-			break
-		}
-	}
-	if len(id) > MaxIDLen {
-		return ""
-	}
-	return id
 }

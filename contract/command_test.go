@@ -1,6 +1,10 @@
 package contract
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
 
 func TestParseCommand(t *testing.T) {
 	for _, tc := range []struct {
@@ -41,7 +45,11 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		before := bytes.Clone(payload)
 		cmd, err := ParseCommand(payload, DefaultLimits)
+		if !bytes.Equal(payload, before) {
+			t.Fatalf("ParseCommand changed its payload %q to %q", before, payload)
+		}
 		if err != nil {
 			if CodeOf(err) != CodeCmdInvalid {
 				t.Fatalf("parse error code %s", CodeOf(err))
@@ -50,6 +58,16 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		if cmd.ID == "" || cmd.Type == "" {
 			t.Fatalf("accepted %q without id or type", payload)
+		}
+		// The data passed on is the data member, as encoding/json reads it.
+		var env struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(payload, &env); err != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", payload, err)
+		}
+		if d := bytes.TrimSpace(env.Data); !bytes.Equal(d, []byte("null")) && !bytes.Equal(d, cmd.Data) {
+			t.Fatalf("data %q, encoding/json reads %q", cmd.Data, d)
 		}
 	})
 }

@@ -53,7 +53,31 @@ const (
 	EventPickupTimeout        = "pickup.timeout"
 	EventOfflineKeySet        = "offline.key_set" // data: the key's fingerprint, never the key
 	EventOfflineRevoked       = "offline.revoked" // data: the revoked code's window, never the code
+	EventStoreRestored        = "store.restored"
+	EventSafeMode             = "device.safe_mode"
 )
+
+// StoreRestored is the data of store.restored: the database was found
+// corrupt at start, moved aside, and the box started on its backup or
+// empty.
+type StoreRestored struct {
+	From     string     `json:"from"` // StoreRestoredBackup or StoreRestoredEmpty
+	BackupAt *time.Time `json:"backup_at"`
+	MovedTo  string     `json:"moved_to"`
+	Problem  string     `json:"problem"`
+}
+
+// What a box recovered from a corrupt database started on.
+const (
+	StoreRestoredBackup = "backup"
+	StoreRestoredEmpty  = "empty"
+)
+
+// SafeMode is the data of device.safe_mode: the box started in safe mode
+// after this many unclean starts in a row.
+type SafeMode struct {
+	UncleanStarts int `json:"unclean_starts"`
+}
 
 // Reasons of bin.unlocked, and the via of key.picked_up.
 const (

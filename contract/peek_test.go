@@ -20,6 +20,11 @@ func TestPeekID(t *testing.T) {
 		{`not json`, ""},
 		{`["id","type"]`, ""},
 		{`{"id":"d","id":"e"}`, "e"},
+		{`{"data":` + strings.Repeat("[", 100) + `,"id":"f"}`, ""},
+		{`{"data":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `,"id":"g"}`, "g"},
+		{"{\"Name\":\"\xff\",\"id\":\"h\"}", "h"},
+		{`{"id":"\u0041"}`, "A"},
+		{`{"id":"\ud800"}`, ""},
 	} {
 		t.Run(tc.in[:min(len(tc.in), 30)], func(t *testing.T) {
 			if id := PeekID([]byte(tc.in)); id != tc.id {
@@ -43,7 +48,7 @@ func FuzzPeekID(f *testing.F) {
 			ID   string `json:"id"`
 			Type string `json:"type"`
 		}
-		if json.Unmarshal(payload, &env) == nil && len(env.ID) <= MaxIDLen && validStrings(payload) {
+		if json.Unmarshal(payload, &env) == nil && len(env.ID) <= MaxIDLen && CheckJSON(payload) == nil && validStrings(payload) {
 			if id != env.ID {
 				t.Fatalf("peek %q, decode %q", id, env.ID)
 			}

@@ -19,6 +19,7 @@ type State struct {
 	// for this box (§7).
 	AcksRefused uint64      `json:"acks_refused"`
 	Limits      StateLimits `json:"limits"`
+	Mode        string      `json:"mode"` // ModeNormal or ModeSafe
 }
 
 // StateLimits are what the box accepts, so a cloud can keep within them.
@@ -33,6 +34,13 @@ type StateLimits struct {
 const (
 	CodeMinLen = 4
 	CodeMaxLen = 16
+)
+
+// Modes of the state document. In safe mode (after repeated unclean
+// starts) the keypad is off; the console and the cloud link work.
+const (
+	ModeNormal = "normal"
+	ModeSafe   = "safe"
 )
 
 // Bin states, lock states and door states of BinState.
@@ -69,6 +77,9 @@ type Settings struct {
 type StoreState struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Restored is set when the database was found corrupt at this start:
+	// StoreRestoredBackup or StoreRestoredEmpty.
+	Restored string `json:"restored,omitempty"`
 }
 
 // OutboxState is the outbox part of the state document.

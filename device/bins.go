@@ -98,6 +98,8 @@ func (b *Box) stateDoc(tx *store.Tx, now time.Time) (contract.State, error) {
 	b.mu.Unlock()
 	s.Store = b.storeState()
 	s.AcksRefused = b.acksRefused.Load()
+	s.Store.Restored = b.cfg.StoreRestored
+	s.Mode = b.cfg.Mode
 	s.Keys = tx.KeyCount()
 	s.AccessCodes = tx.AccessCodeCount()
 	o := tx.OutboxStats()

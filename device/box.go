@@ -69,6 +69,7 @@ type Config struct {
 
 	MaxAccessCodes int
 	MaxKeys        int // keys the box holds at most; a new one beyond is key.limit
+	SnapshotChunk  int // records of a snapshot staged per transaction
 
 	// Limits bound the command payloads Receive reads; zero fields take
 	// the contract's defaults.
@@ -80,6 +81,15 @@ type Config struct {
 	// is kept (as a keyed-hash tombstone) for a clock that jumped forward
 	// and comes back.
 	RemovedRetention time.Duration
+
+	// Mode is the state document's mode: contract.ModeNormal (default) or
+	// contract.ModeSafe. StoreRestored is how a corrupt database was
+	// recovered at this start ("" when it was sound).
+	Mode          string
+	StoreRestored string
+	// SnapshotApplied, when set, is called on the loop after a
+	// sync.snapshot commits (the daemon takes a backup then).
+	SnapshotApplied func()
 
 	Store    Store
 	Locks    Locker
@@ -158,6 +168,15 @@ func New(cfg Config) (*Box, error) {
 	def(&cfg.RemovedRetention, DefaultRemovedRetention)
 	if cfg.LockoutAfter <= 0 {
 		cfg.LockoutAfter = DefaultLockoutAfter
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = contract.ModeNormal
+	}
+	if cfg.MaxKeys <= 0 {
+		cfg.MaxKeys = DefaultMaxKeys
+	}
+	if cfg.SnapshotChunk <= 0 {
+		cfg.SnapshotChunk = DefaultSnapshotChunk
 	}
 	if cfg.MaxAccessCodes <= 0 {
 		cfg.MaxAccessCodes = DefaultMaxAccessCodes

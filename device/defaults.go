@@ -18,6 +18,9 @@ const (
 	// DefaultRemovedRetention is how long a time-bound code the schedule
 	// removed is kept as a tombstone, to be restored if the clock comes back.
 	DefaultRemovedRetention = 7 * 24 * time.Hour
+	// DefaultSnapshotChunk is how many records of a sync.snapshot are
+	// staged per transaction; the loop serves other inputs between two.
+	DefaultSnapshotChunk = 500
 )
 
 // Internal bounds of the decision loop.

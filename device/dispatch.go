@@ -14,6 +14,8 @@ import (
 // the reply (and, redacted, for the reply kept for a repeated id).
 type handler func(b *Box, c *txc, data []byte) (result any, err error)
 
+// sync.snapshot is not among them: Execute runs it in chunks
+// (executeSnapshot).
 var handlers = map[string]handler{
 	"key.upsert":         (*Box).cmdKeyUpsert,
 	"key.unlink":         (*Box).cmdKeyUnlink,
@@ -22,7 +24,6 @@ var handlers = map[string]handler{
 	"access_code.delete": (*Box).cmdAccessCodeDelete,
 	"bin.open":           (*Box).cmdBinOpen,
 	"settings.set":       (*Box).cmdSettingsSet,
-	"sync.snapshot":      (*Box).cmdSnapshot,
 	"state.get":          (*Box).cmdStateGet,
 
 	contract.TypeOfflineSetKey: (*Box).cmdOfflineSetKey,
@@ -68,6 +69,9 @@ func failed(id string, err error) (a answer, keep bool) {
 // command id seen before gets the stored reply again and has no second
 // effect; the reply is stored in the same transaction as the effect.
 func (b *Box) Execute(ctx context.Context, cmd contract.Command) (contract.Reply, error) {
+	if cmd.Type == contract.TypeSnapshot {
+		return b.executeSnapshot(ctx, cmd, origin{})
+	}
 	var r contract.Reply
 	if err := b.call(ctx, func() { r = b.execute(cmd, origin{}) }); err != nil {
 		return contract.Reply{}, err
@@ -81,47 +85,10 @@ func (b *Box) Execute(ctx context.Context, cmd contract.Command) (contract.Reply
 // gets its reply) and recorded with the command's effect, or with its kept
 // reply.
 func (b *Box) execute(cmd contract.Command, from origin) contract.Reply {
-	var prior store.StoredReply
-	var seen bool
-	var replayed error
-	if err := b.st.View(func(tx *store.Tx) error {
-		if prior, seen = tx.StoredReply(cmd.ID); seen || from.kid == "" {
-			return nil
-		}
-		w, err := window(tx, from)
-		if err != nil {
-			return err
-		}
-		if w.Check(from.counter) != nil {
-			replayed = errReplayed(from)
-		}
-		return nil
-	}); err != nil {
-		return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeStoreUnavailable, "%v", err))
+	if r, done := b.seen(cmd, from); done {
+		return r
 	}
-	fp := cmd.Fingerprint()
-	if seen {
-		// A reply kept without a fingerprint (by an older daemon) answers
-		// any command under its id, as it did then.
-		if prior.Fingerprint != nil && !hmac.Equal(prior.Fingerprint, fp) {
-			return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeCmdConflict,
-				"command id %q was used by another command (type or data differ); nothing was done", clip(cmd.ID)))
-		}
-		if r, err := contract.DecodeReply(prior.Reply); err == nil {
-			return r
-		}
-	}
-	if replayed != nil {
-		return contract.ErrorReply(cmd.ID, replayed)
-	}
-	// keep stores the reply for the id, and the signer's counter, in the
-	// transaction of the command's effect (or alone when it had none).
-	keep := func(tx *store.Tx, stored []byte) error {
-		if err := markCounter(tx, from); err != nil {
-			return err
-		}
-		return tx.PutStoredReply(cmd.ID, store.StoredReply{Reply: stored, Fingerprint: fp, At: b.clock.Now()})
-	}
+	keep := func(tx *store.Tx, stored []byte) error { return b.keepReply(tx, cmd, from, stored) }
 	h := handlers[cmd.Type]
 	var fail error
 	switch {
@@ -172,6 +139,56 @@ func (b *Box) executeReadOnly(cmd contract.Command, h handler, keep func(*store.
 		b.log.Warn("reply not kept for a repeated id", "id", cmd.ID, "err", err)
 	}
 	return a.reply
+}
+
+// seen answers a command that must not run: one whose id has a kept reply
+// (cmd.conflict when the id now comes with another type or data), and a
+// signed one whose counter the replay window refuses. done is false when
+// the command is to run.
+func (b *Box) seen(cmd contract.Command, from origin) (r contract.Reply, done bool) {
+	var prior store.StoredReply
+	var seen bool
+	var replayed error
+	if err := b.st.View(func(tx *store.Tx) error {
+		if prior, seen = tx.StoredReply(cmd.ID); seen || from.kid == "" {
+			return nil
+		}
+		w, err := window(tx, from)
+		if err != nil {
+			return err
+		}
+		if w.Check(from.counter) != nil {
+			replayed = errReplayed(from)
+		}
+		return nil
+	}); err != nil {
+		return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeStoreUnavailable, "%v", err)), true
+	}
+	if seen {
+		// A reply kept without a fingerprint (by an older daemon) answers
+		// any command under its id, as it did then.
+		if prior.Fingerprint != nil && !hmac.Equal(prior.Fingerprint, cmd.Fingerprint()) {
+			return contract.ErrorReply(cmd.ID, contract.Errorf(contract.CodeCmdConflict,
+				"command id %q was used by another command (type or data differ); nothing was done", clip(cmd.ID))), true
+		}
+		if r, err := contract.DecodeReply(prior.Reply); err == nil {
+			return r, true
+		}
+	}
+	if replayed != nil {
+		return contract.ErrorReply(cmd.ID, replayed), true
+	}
+	return contract.Reply{}, false
+}
+
+// keepReply stores the reply for cmd's id, with the command's fingerprint,
+// and the signer's counter, in the transaction of the command's effect (or
+// alone when it had none).
+func (b *Box) keepReply(tx *store.Tx, cmd contract.Command, from origin, stored []byte) error {
+	if err := markCounter(tx, from); err != nil {
+		return err
+	}
+	return tx.PutStoredReply(cmd.ID, store.StoredReply{Reply: stored, Fingerprint: cmd.Fingerprint(), At: b.clock.Now()})
 }
 
 // clip shortens an id for a message.

@@ -59,6 +59,9 @@ func (b *Box) Receive(ctx context.Context, payload []byte) (contract.Reply, erro
 	if err != nil {
 		return contract.ErrorReply(cmd.ID, err), nil
 	}
+	if cmd.Type == contract.TypeSnapshot {
+		return b.executeSnapshot(ctx, cmd, from)
+	}
 	var r contract.Reply
 	if err := b.call(ctx, func() { r = b.execute(cmd, from) }); err != nil {
 		return contract.Reply{}, err

@@ -276,3 +276,25 @@ func TestSealedCodes(t *testing.T) {
 	wantCode(t, "plain revoke", h.receive(admin.sign(t, "box-test", "o3", "offline.revoke", map[string]any{"code": "11000095031223"})), contract.CodeCodePlaintext)
 	ok("o4", "offline.revoke", map[string]any{"code_sealed": seal("11000095031223")})
 }
+
+// TestSignedSnapshot: a signed sync.snapshot runs through Receive like any
+// command: its counter is spent with its effect, a replay is refused, a
+// retransmission gets its reply, and the same id with other data is
+// cmd.conflict.
+func TestSignedSnapshot(t *testing.T) {
+	h, admin, _ := trustHarness(t, false)
+	data := map[string]any{"version": "v1", "keys": []any{map[string]any{"key_id": "k", "name": "Front"}}, "access_codes": []any{}}
+	tok := admin.sign(t, "box-test", "snap-1", "sync.snapshot", data)
+	if r := h.receive(tok); !r.OK {
+		t.Fatalf("signed snapshot: %+v", r)
+	}
+	if r := h.receive(tok); !r.OK {
+		t.Fatalf("retransmission: %+v", r)
+	}
+	wantCode(t, "replayed under a new id", h.receive(admin.sign(t, "box-test", "snap-2", "sync.snapshot", data, admin.counter)), contract.CodeCmdReplayed)
+	data["version"] = "v2"
+	wantCode(t, "the id with other data", h.receive(admin.sign(t, "box-test", "snap-1", "sync.snapshot", data)), contract.CodeCmdConflict)
+	if st := h.state(); st.Keys != 1 {
+		t.Fatalf("keys %d after the snapshot", st.Keys)
+	}
+}

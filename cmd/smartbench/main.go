@@ -213,6 +213,10 @@ func bench(ctx context.Context, o options) (*report, error) {
 		rep.note("snapshot_payload_bytes", r.payloadBytes)
 		rep.note("snapshot_records", r.records)
 		rep.note("snapshot_parse_command_ms", round(ms(r.parse.median())))
+		rep.note("snapshot_keypad_entries", len(r.keypad))
+		rep.note("snapshot_keypad_p50_ms", round(ms(r.keypad.median())))
+		rep.note("snapshot_keypad_p99_ms", round(ms(r.keypad.quantile(0.99))))
+		rep.note("snapshot_keypad_max_ms", round(ms(r.keypad.quantile(1))))
 	}
 
 	if o.runs("trust") {

@@ -81,6 +81,7 @@ func rawInsert(db *bolt.DB, buckets []bucketRecs) (time.Duration, error) {
 type snapshotResult struct {
 	daemon, baseline samples
 	parse            samples // contract.ParseCommand of the whole envelope, for reference
+	keypad           samples // a keypad entry's wait for its decision while a snapshot is applied
 	payloadBytes     int
 	records          int
 }
@@ -125,11 +126,17 @@ func benchSnapshot(ctx context.Context, work string, codes, reps int, logf logFu
 	envelope := append(append([]byte(`{"id":"parse","type":"sync.snapshot","data":`), data...), '}')
 	for i := range reps {
 		logf("snapshot: rep %d of %d", i+1, reps)
+		probe := make(chan samples)
+		stop := make(chan struct{})
+		go func() { probe <- keypadProbe(ctx, b, stop) }()
 		start := time.Now()
-		if _, err := b.execute(ctx, fmt.Sprintf("snapshot-%d", i), "sync.snapshot", data); err != nil {
+		_, err := b.execute(ctx, fmt.Sprintf("snapshot-%d", i), "sync.snapshot", data)
+		res.daemon = append(res.daemon, time.Since(start))
+		close(stop)
+		res.keypad = append(res.keypad, <-probe...)
+		if err != nil {
 			return nil, err
 		}
-		res.daemon = append(res.daemon, time.Since(start))
 		d, err := rawInsert(bare, recs)
 		if err != nil {
 			return nil, err
@@ -142,4 +149,26 @@ func benchSnapshot(ctx context.Context, work string, codes, reps int, logf logFu
 		res.parse = append(res.parse, time.Since(start))
 	}
 	return res, nil
+}
+
+// keypadProbe enters an unknown code every 10 ms until stop, and returns
+// how long each waited for the decision loop to decide it: what a guest at
+// the keypad waits while a snapshot is being applied.
+func keypadProbe(ctx context.Context, b *benchBox, stop <-chan struct{}) samples {
+	var out samples
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return out
+		case <-tick.C:
+		}
+		start := time.Now()
+		b.box.KeypadEntry("98765432")
+		if b.flush(ctx) != nil {
+			return out
+		}
+		out = append(out, time.Since(start))
+	}
 }

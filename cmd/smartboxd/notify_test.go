@@ -187,7 +187,9 @@ func TestUnitFileVerifies(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=always", "StateDirectory=smartbox", "SupplementaryGroups=dialout gpio",
-		"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "DeviceAllow=char-gpiochip"} {
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "DeviceAllow=char-gpiochip",
+		"SystemCallFilter=@system-service", "SystemCallFilter=~@privileged @resources", "ProtectProc=invisible", "ProcSubset=pid",
+		"UMask=0077", "MemoryMax=", "TasksMax=", "LimitCORE=0", "RemoveIPC=yes", "PrivateMounts=yes"} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("the unit lacks %s", want)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,16 +148,20 @@ log: {level: debug}
 		}
 	}
 
-	files, err := os.ReadDir(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		blob, err := os.ReadFile(filepath.Join(data, f.Name()))
+	// Every file, the backup in its folder included.
+	err := filepath.WalkDir(data, func(path string, f fs.DirEntry, err error) error {
+		if err != nil || f.IsDir() {
+			return err
+		}
+		blob, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		leaks(f.Name(), blob, true)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if fi, err := os.Stat(filepath.Join(data, "secret")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the secret file: %v %v", fi.Mode(), err)

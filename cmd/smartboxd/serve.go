@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -19,6 +21,7 @@ import (
 	"smartboxd/contract"
 	"smartboxd/device"
 	"smartboxd/fob"
+	"smartboxd/internal/atomicfile"
 	"smartboxd/internal/config"
 	"smartboxd/internal/sdnotify"
 	"smartboxd/internal/sysclock"
@@ -27,6 +30,16 @@ import (
 	"smartboxd/store"
 	"smartboxd/sync/mqttlink"
 )
+
+// faults are hooks that a test build (-tags faults) sets to inject
+// failures; in the daemon they change nothing.
+var faults = struct {
+	store  func(*store.DB) device.Store // the store the decision loop gets
+	halted func(hw *hardware, energised []int)
+}{
+	store:  func(db *store.DB) device.Store { return db },
+	halted: func(*hardware, []int) {},
+}
 
 // component is one part of the daemon with a Run(ctx) error.
 type component struct {
@@ -67,6 +80,32 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		hw.sim.SetDoorPolarity(doorOpen)
 	}
 
+	if err := atomicfile.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	unclean, err := countStart(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil { // a clean stop: the count starts again
+			if e := resetStarts(cfg.DataDir); e != nil {
+				log.Error("start counter not reset", "err", e)
+			}
+		}
+	}()
+	safe := unclean >= safeAfter
+	if safe {
+		log.Error("starting in safe mode: the keypad is off", "unclean_starts", unclean)
+	}
+	rec, err := store.Recover(cfg.DataDir, clock.Now())
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		log.Error("database corrupt: moved aside", "moved_to", rec.MovedTo, "started_on", rec.From, "problem", rec.Problem)
+	}
+
 	// The identity is made before the database, so a database on disk
 	// always has the identity whose seal_key it may have published.
 	identity, err := loadIdentity(cfg)
@@ -78,6 +117,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		return err
 	}
 	defer db.Close()
+	if err := reportStart(db, rec, unclean, safe, clock.Now()); err != nil {
+		return err
+	}
 
 	trustCfg, err := boxTrust(cfg, identity)
 	if err != nil {
@@ -107,7 +149,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		Limits:          contract.Limits{MaxPayload: cfg.MQTT.MaxPayloadKB << 10, MaxSnapshotPayload: cfg.MQTT.SnapshotMaxMB << 20},
 		Trust:           trustCfg,
 		MaxKeys:         cfg.Limits.MaxKeys,
-		Store:           db,
+		Mode:            map[bool]string{false: contract.ModeNormal, true: contract.ModeSafe}[safe],
+		Store:           faults.store(db),
 		Locks:           bank,
 		Clock:           clock,
 		Logger:          log.With("part", "device"),
@@ -123,13 +166,27 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		}
 		boxCfg.Bins = append(boxCfg.Bins, spec)
 	}
+	if rec != nil {
+		boxCfg.StoreRestored = rec.From
+	}
+	backups := make(chan struct{}, 1)
+	boxCfg.SnapshotApplied = func() {
+		select {
+		case backups <- struct{}{}:
+		default:
+		}
+	}
 	box, err := device.New(boxCfg)
 	if err != nil {
 		return err
 	}
 	sink.box = box
 
-	comps := []component{{"locks", bank.Run}, {"device", box.Run}}
+	comps := []component{{"locks", bank.Run}, {"device", box.Run},
+		{"backup", func(ctx context.Context) error {
+			return backupLoop(ctx, db, cfg.DataDir, backups, clock, log.With("part", "backup"))
+		}},
+		{"starts", func(ctx context.Context) error { return forgetStarts(ctx, cfg.DataDir, clock, log) }}}
 	readers, err := openReaders(cfg, hw, box, clock, log)
 	if err != nil {
 		return err
@@ -139,12 +196,16 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		comps = append(comps, component{"reader " + r.name, r.run})
 		readerStats = append(readerStats, r.stats)
 	}
-	collector := keypad.NewCollector(box, keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")})
+	var entries keypad.Sink = box
+	if safe {
+		entries = offKeypad{}
+	}
+	collector := keypad.NewCollector(entries, keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")})
 	kp, err := openKeypad(cfg, hw, collector, log)
 	if err != nil {
 		return err
 	}
-	if kp != nil {
+	if kp != nil && !safe {
 		comps = append(comps, *kp)
 	}
 
@@ -179,19 +240,32 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		}
 	}
 
+	// A panic in any of them drives every lock inert before the process
+	// goes: a coil mid-pulse on memory-mapped GPIO would stay driven.
+	halt := func() {
+		energised := bank.Energised
+		var before []int
+		for _, id := range bank.Bins() {
+			if energised(id) {
+				before = append(before, id)
+			}
+		}
+		bank.Halt()
+		faults.halted(hw, before)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range comps {
-		g.Go(func() error {
+		g.Go(guarded(c.name, halt, log, func() error {
 			if err := c.run(gctx); err != nil && gctx.Err() == nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			return nil
-		})
+		}))
 	}
 	if stdioConsole != nil {
-		go stdioConsole(gctx)
+		go func() { _ = guarded("console", halt, log, func() error { stdioConsole(gctx); return nil })() }()
 	}
-	g.Go(func() error { return supervise(gctx, box, log) })
+	g.Go(guarded("supervise", halt, log, func() error { return supervise(gctx, box, log) }))
 	log.Info("smartboxd started", "box_id", cfg.BoxID, "version", version, "boot_id", bootID, "backend", cfg.Hardware.Backend, "bins", len(cfg.Hardware.Bins))
 	err = g.Wait()
 	sdnotify.Stopping()
@@ -201,6 +275,51 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	}
 	log.Info("smartboxd stopped")
 	return nil
+}
+
+// guarded runs fn, turning a panic into an error after halt has driven
+// every lock inert, so that the daemon stops as after any other failure
+// (and systemd restarts it).
+func guarded(name string, halt func(), log *slog.Logger, fn func() error) func() error {
+	return func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				halt()
+				log.Error("panic: every lock halted; stopping", "part", name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = fmt.Errorf("%s: panic: %v", name, r)
+			}
+		}()
+		return fn()
+	}
+}
+
+// offKeypad takes the keypad's entries in safe mode, and drops them.
+type offKeypad struct{}
+
+func (offKeypad) KeypadEntry(string) {}
+
+// reportStart records how this start found the database, and safe mode.
+func reportStart(db *store.DB, rec *store.Recovery, unclean int, safe bool, now time.Time) error {
+	if rec == nil && !safe {
+		return nil
+	}
+	return db.Update(func(tx *store.Tx) error {
+		if rec != nil {
+			r := contract.StoreRestored{From: rec.From, MovedTo: filepath.Base(rec.MovedTo), Problem: rec.Problem}
+			if !rec.BackupAt.IsZero() {
+				r.BackupAt = &rec.BackupAt
+			}
+			if _, err := tx.Append(contract.EventStoreRestored, now, r); err != nil {
+				return err
+			}
+		}
+		if safe {
+			if _, err := tx.Append(contract.EventSafeMode, now, contract.SafeMode{UncleanStarts: unclean}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // supervise tells systemd the daemon is ready once the decision loop serves,

@@ -56,6 +56,9 @@ type MQTT struct {
 	InFlight      int    `yaml:"in_flight"`       // events published and not yet acked; default 512
 	MaxPayloadKB  int    `yaml:"max_payload_kb"`  // command payload limit; default 256
 	SnapshotMaxMB int    `yaml:"snapshot_max_mb"` // sync.snapshot payload limit; default 64
+	// Insecure allows credentials over tcp:// or ws:// to a host that is
+	// not loopback, where anyone on the path reads them.
+	Insecure bool `yaml:"insecure"`
 }
 
 // TLS names the files of an ssl:// broker.

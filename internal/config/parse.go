@@ -27,6 +27,10 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
@@ -34,7 +38,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileSize)
 	}
-	return Parse(data)
+	return parse(data, fi.Mode().Perm())
 }
 
 // Parse decodes and validates one YAML document. Fields the document leaves
@@ -45,7 +49,11 @@ func Load(path string) (*Config, error) {
 // A plain console.technician_pin is replaced by its bcrypt hash in
 // TechnicianPINHash and cleared; the PIN itself is never kept and never
 // appears in a problem.
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte) (*Config, error) { return parse(data, 0o600) }
+
+// parse is Parse of a file with permissions perm: a file that holds a plain
+// technician_pin must not be readable by group or others.
+func parse(data []byte, perm os.FileMode) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -87,6 +95,10 @@ func Parse(data []byte) (*Config, error) {
 		if !shadowed(p.Field, sc.problems) {
 			probs = append(probs, p)
 		}
+	}
+	if c.Console.TechnicianPIN != "" && perm&0o077 != 0 {
+		probs = append(probs, Problem{Field: "console.technician_pin",
+			Message: fmt.Sprintf("the config file holds a PIN but has mode %04o; make it 0600 or stricter, or give technician_pin_hash", perm)})
 	}
 	if len(probs) > 0 {
 		ps := Problems(probs)

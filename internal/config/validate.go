@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -121,8 +122,9 @@ func (v *checker) port(field, path string) {
 	v.ports[key] = field
 }
 
-// file checks that a named file is a readable regular file.
-func (v *checker) file(field, path string) {
+// file checks that a named file is a readable regular file; a secret one
+// must not be readable by group or others.
+func (v *checker) file(field, path string, secret bool) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		v.add(field, "cannot read: %v", err)
@@ -130,6 +132,10 @@ func (v *checker) file(field, path string) {
 	}
 	if !fi.Mode().IsRegular() {
 		v.add(field, "%s is not a regular file", path)
+		return
+	}
+	if secret && fi.Mode().Perm()&0o077 != 0 {
+		v.add(field, "%s holds a secret but has mode %04o; make it 0600 or stricter", path, fi.Mode().Perm())
 		return
 	}
 	f, err := os.Open(path)
@@ -235,14 +241,20 @@ func (c *Config) checkMQTT(v *checker) {
 	if m.TLS.KeyFile != "" && m.TLS.CertFile == "" {
 		v.add("mqtt.tls.cert_file", "required with mqtt.tls.key_file")
 	}
-	for _, f := range []struct{ field, path string }{
-		{"mqtt.password_file", m.PasswordFile},
-		{"mqtt.tls.ca_file", m.TLS.CAFile},
-		{"mqtt.tls.cert_file", m.TLS.CertFile},
-		{"mqtt.tls.key_file", m.TLS.KeyFile},
+	if (scheme == "tcp" || scheme == "ws") && (m.Username != "" || m.PasswordFile != "") && !m.Insecure && !loopback(m.Broker) {
+		v.add("mqtt.broker", "%s:// to a host that is not loopback would send the username and password in the clear; use ssl:// or set mqtt.insecure: true", scheme)
+	}
+	for _, f := range []struct {
+		field, path string
+		secret      bool
+	}{
+		{"mqtt.password_file", m.PasswordFile, true},
+		{"mqtt.tls.ca_file", m.TLS.CAFile, false},
+		{"mqtt.tls.cert_file", m.TLS.CertFile, false},
+		{"mqtt.tls.key_file", m.TLS.KeyFile, true},
 	} {
 		if f.path != "" {
-			v.file(f.field, f.path)
+			v.file(f.field, f.path, f.secret)
 		}
 	}
 	v.oneOf("mqtt.ack", m.Ack, "cloud", "broker")
@@ -266,6 +278,21 @@ func (c *Config) checkMQTT(v *checker) {
 	v.positive("mqtt.in_flight", m.InFlight)
 	v.positive("mqtt.max_payload_kb", m.MaxPayloadKB)
 	v.positive("mqtt.snapshot_max_mb", m.SnapshotMaxMB)
+}
+
+// loopback reports whether a broker URL names a loopback host: localhost
+// or a loopback address.
+func loopback(broker string) bool {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkBroker checks the broker URL and returns its scheme when it is

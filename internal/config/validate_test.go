@@ -305,3 +305,104 @@ func TestValidateBuiltConfig(t *testing.T) {
 		t.Errorf("Validate = %v, want a problem on timing.lock_pulse_ms", err)
 	}
 }
+
+// Credentials in the clear to another host, and secrets in files others
+// can read, are refused unless the config says it means it.
+func TestSecretsAndCleartext(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pw, pwGroup, pwOthers := file("pw", 0o600), file("pw-group", 0o640), file("pw-others", 0o604)
+	pwOwnerRead := file("pw-0400", 0o400)
+	ca, caLoose := file("ca.pem", 0o600), file("ca-loose.pem", 0o644)
+	cert, key, keyLoose := file("box.crt", 0o644), file("box.key", 0o600), file("box-loose.key", 0o644)
+
+	tests := []struct {
+		name string
+		mqtt string
+		want []string
+		msg  string
+	}{
+		{"tcp remote with user", "{broker: 'tcp://10.0.0.1:1883', username: u}", []string{"mqtt.broker"}, "mqtt.insecure"},
+		{"tcp remote with password", "{broker: 'tcp://broker.example:1883', password_file: " + pw + "}", []string{"mqtt.broker"}, "in the clear"},
+		{"ws remote with user", "{broker: 'ws://broker.example/mqtt', username: u, password_file: " + pw + "}", []string{"mqtt.broker"}, "ws://"},
+		{"tcp remote insecure", "{broker: 'tcp://10.0.0.1:1883', username: u, password_file: " + pw + ", insecure: true}", nil, ""},
+		{"tcp remote without credentials", "{broker: 'tcp://10.0.0.1:1883'}", nil, ""},
+		{"tcp 127.0.0.1", "{broker: 'tcp://127.0.0.1:1883', username: u, password_file: " + pw + "}", nil, ""},
+		{"tcp 127.0.0.9", "{broker: 'tcp://127.0.0.9:1883', username: u}", nil, ""},
+		{"tcp localhost", "{broker: 'tcp://LocalHost:1883', username: u}", nil, ""},
+		{"tcp ::1", "{broker: 'tcp://[::1]:1883', username: u}", nil, ""},
+		{"ssl remote with user", "{broker: 'ssl://b:8883', username: u, password_file: " + pw + ", tls: {ca_file: " + ca + "}}", nil, ""},
+		{"password file 0400", "{broker: 'tcp://127.0.0.1:1883', username: u, password_file: " + pwOwnerRead + "}", nil, ""},
+		{"password file group", "{broker: 'tcp://127.0.0.1:1883', username: u, password_file: " + pwGroup + "}", []string{"mqtt.password_file"}, "0640"},
+		{"password file others", "{broker: 'tcp://127.0.0.1:1883', username: u, password_file: " + pwOthers + "}", []string{"mqtt.password_file"}, "0600 or stricter"},
+		{"password file insecure still", "{broker: 'tcp://10.0.0.1:1883', username: u, password_file: " + pwGroup + ", insecure: true}", []string{"mqtt.password_file"}, "0640"},
+		{"key file loose", "{broker: 'ssl://b:8883', tls: {ca_file: " + ca + ", cert_file: " + cert + ", key_file: " + keyLoose + "}}", []string{"mqtt.tls.key_file"}, "0644"},
+		{"key file tight", "{broker: 'ssl://b:8883', tls: {ca_file: " + ca + ", cert_file: " + cert + ", key_file: " + key + "}}", nil, ""},
+		{"ca file loose is public", "{broker: 'ssl://b:8883', tls: {ca_file: " + caLoose + "}}", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := problemsOf(t, head+simBins+"mqtt: "+tt.mqtt+"\n")
+			if got := ps.Fields(); !slices.Equal(got, tt.want) {
+				t.Fatalf("fields = %q, want %q (%v)", got, tt.want, ps.Error())
+			}
+			if tt.msg != "" && !strings.Contains(ps[0].Message, tt.msg) {
+				t.Errorf("message %q does not say %q", ps[0].Message, tt.msg)
+			}
+		})
+	}
+}
+
+// A config file that holds a plain technician PIN is refused while group
+// or others can read it; one with only the hash may be world-readable.
+func TestConfigFileWithPINMode(t *testing.T) {
+	pin := head + simBins + "console: {port: stdio, technician_pin: '135790'}\n"
+	hash := head + simBins + "console: {port: stdio, technician_pin_hash: '" + testHash + "'}\n"
+	tests := []struct {
+		name string
+		doc  string
+		mode os.FileMode
+		want []string
+	}{
+		{"pin 0600", pin, 0o600, nil},
+		{"pin 0400", pin, 0o400, nil},
+		{"pin 0640", pin, 0o640, []string{"console.technician_pin"}},
+		{"pin 0644", pin, 0o644, []string{"console.technician_pin"}},
+		{"pin 0602", pin, 0o602, []string{"console.technician_pin"}},
+		{"hash 0644", hash, 0o644, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tt.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			var ps *Problems
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Load = %v", err)
+				}
+				return
+			}
+			if !errors.As(err, &ps) || !slices.Equal(ps.Fields(), tt.want) {
+				t.Fatalf("Load = %v, want a problem on %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "135790") {
+				t.Errorf("the problem shows the PIN: %v", err)
+			}
+		})
+	}
+}
