@@ -96,6 +96,7 @@ const (
 	CodeClockUnsynced       = "clock.unsynced"
 	CodeKeyNotCheckedIn     = "key.notCheckedIn"
 	CodeKeyAlreadyCheckedIn = "key.checkedIn"
+	CodePowerLow            = "power.low" // §10: the battery is low; remote and console opens still work
 )
 
 // The error and warning codes of an access code object.

@@ -45,6 +45,16 @@ const (
 	EventDropoffWrongKey   = "dropoff.wrong_key"
 	EventDropoffTimeout    = "dropoff.timeout"
 	EventPickupTimeout     = "pickup.timeout"
+
+	// §10: the supply as the power monitor sees it. on_battery and mains
+	// carry the volts of the reading that crossed battery_below_v; low the
+	// volts of the reading below low_below_v. fault and ok report the
+	// monitor itself failing and reading again.
+	EventPowerOnBattery = "power.on_battery"
+	EventPowerMains     = "power.mains"
+	EventPowerLow       = "power.low"
+	EventPowerFault     = "power.fault"
+	EventPowerOK        = "power.ok"
 )
 
 // Reasons of bin.unlocked, and the via of key.picked_up.

@@ -18,6 +18,20 @@ type State struct {
 	// with trust on, every ack that is not a JWS of an admin or ack key
 	// for this box (§7).
 	AcksRefused uint64 `json:"acks_refused"`
+	// Power is the supply (§10), present once a power monitor has read it.
+	Power *PowerState `json:"power,omitempty"`
+}
+
+// Power sources of PowerState.
+const (
+	PowerMains   = "mains"
+	PowerBattery = "battery"
+)
+
+// PowerState is the supply as the power monitor last read it.
+type PowerState struct {
+	Source string  `json:"source"` // PowerMains or PowerBattery
+	Volts  float64 `json:"volts"`
 }
 
 // Bin states, lock states and door states of BinState.
