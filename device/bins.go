@@ -93,6 +93,10 @@ func (b *Box) stateDoc(tx *store.Tx, now time.Time) (contract.State, error) {
 		Clock:    contract.ClockState{Synced: b.cfg.Synced()},
 		Settings: b.settings,
 	}
+	if b.pubPower != nil {
+		p := *b.pubPower
+		s.Power = &p
+	}
 	b.mu.Unlock()
 	s.Store = b.storeState()
 	s.AcksRefused = b.acksRefused.Load()

@@ -62,7 +62,16 @@ type harness struct {
 
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), clock: clockwork.NewFakeClockAt(t0)}
+	return newHarnessOn(t, newHarnessClock(), tweak...)
+}
+
+func newHarnessClock() *clockwork.FakeClock { return clockwork.NewFakeClockAt(t0) }
+
+// newHarnessOn is newHarness on a given clock, shared with parts the test
+// builds around the box.
+func newHarnessOn(t testing.TB, clock *clockwork.FakeClock, tweak ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), clock: clock}
 	h.synced.Store(true)
 	h.tweak = func(c *Config) {
 		for _, f := range tweak {

@@ -23,9 +23,10 @@ func rejectCounts(code string) bool {
 func (b *Box) entry(entry string) {
 	now := b.clock.Now()
 	locked := b.keypad.lockedOut(now)
+	low := !locked && b.power.low
 	var g grant
 	var derr error
-	if !locked {
+	if !locked && !low {
 		// Decide on a read transaction: a decision reads only what this
 		// loop alone writes, so it still holds when it is recorded below.
 		if err := b.st.View(func(tx *store.Tx) error {
@@ -40,6 +41,9 @@ func (b *Box) entry(entry string) {
 		accepted = false
 		if locked {
 			return c.event(contract.EventCodeRejected, map[string]string{"reason": contract.CodeKeypadLockedOut})
+		}
+		if low {
+			return c.event(contract.EventCodeRejected, map[string]string{"reason": contract.CodePowerLow})
 		}
 		if derr != nil {
 			code := contract.CodeOf(derr)
@@ -72,6 +76,7 @@ func (b *Box) entry(entry string) {
 			fb.Rejected()
 		}
 	}
+	b.guestEntry(err == nil && accepted, locked)
 }
 
 // countFailure counts a wrong entry against l, writing the lockout record
