@@ -40,10 +40,13 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 	clock := clockwork.NewRealClock()
 
-	hw, err := openHardware(cfg)
+	hw, err := openHardware(cfg, boardEnv)
 	if err != nil {
 		return err
 	}
+	// Registered before the lock bank's Halt, so run after it: the bank
+	// de-energises its locks first, then every expander pin goes inert.
+	defer hw.close()
 	sink := &lockSink{}
 	lockActive, _ := locks.ParsePolarity(cfg.Hardware.LockActive)
 	doorOpen, _ := locks.ParsePolarity(cfg.Hardware.DoorOpen)
@@ -65,6 +68,12 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	}()
 	if hw.sim != nil {
 		hw.sim.SetDoorPolarity(doorOpen)
+	}
+	var gst *guest
+	if cfg.Hardware.Display.Type != "none" || len(hw.leds) > 0 {
+		if gst, err = openGuest(cfg, hw, clock, log); err != nil {
+			return err
+		}
 	}
 
 	db, err := store.Open(cfg.DataDir, store.Options{BoxID: cfg.BoxID, MaxEvents: cfg.Outbox.MaxEvents, Replies: cfg.Limits.Replies})
@@ -110,6 +119,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	if fb != nil {
 		boxCfg.Feedback = fb
 	}
+	if gst != nil {
+		boxCfg.Guest = gst.panel
+	}
 	for _, b := range cfg.Hardware.Bins {
 		spec := device.BinSpec{ID: b.ID, HasDoor: bank.HasDoor(b.ID)}
 		if r := cfg.ReaderForBin(b.ID); r != nil {
@@ -124,6 +136,16 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	sink.box = box
 
 	comps := []component{{"locks", bank.Run}, {"device", box.Run}}
+	if gst != nil {
+		comps = append(comps, component{"display", gst.panel.Run})
+	}
+	monitor, err := openPower(cfg, hw, box, clock, log)
+	if err != nil {
+		return err
+	}
+	if monitor != nil {
+		comps = append(comps, component{"power", monitor.Run})
+	}
 	readers, err := openReaders(cfg, hw, box, clock, log)
 	if err != nil {
 		return err
@@ -133,7 +155,11 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		comps = append(comps, component{"reader " + r.name, r.run})
 		readerStats = append(readerStats, r.stats)
 	}
-	collector := keypad.NewCollector(box, keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")})
+	kcfg := keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")}
+	if gst != nil {
+		kcfg.Typed = gst.panel.Typed // the number of digits, never the digits
+	}
+	collector := keypad.NewCollector(box, kcfg)
 	kp, err := openKeypad(cfg, hw, collector, log)
 	if err != nil {
 		return err
@@ -152,7 +178,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 
 	var stdioConsole func(context.Context)
 	if cfg.Console.Port != "" {
-		con, err := newConsole(cfg, box, db, collector, hw, link, readerStats, bootID, clock, log)
+		con, err := newConsole(cfg, box, db, collector, hw, gst, link, readerStats, bootID, clock, log)
 		if err != nil {
 			return err
 		}
@@ -266,6 +292,8 @@ func readerName(r config.Reader) string {
 		return r.Port
 	case "wiegand":
 		return "wiegand:" + r.D0 + "/" + r.D1
+	case "mfrc522":
+		return r.SPI
 	}
 	return fmt.Sprintf("sim:%d", r.Bin)
 }
@@ -299,6 +327,12 @@ func openReaders(cfg *config.Config, hw *hardware, sink fob.Sink, clock clockwor
 			out = append(out, reader{name, r.Run, r.Stats})
 		case "wiegand":
 			r, err := hw.wiegandReader(rc, name, sink, cfg.Timing.FobAbsent(), clock, log)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, reader{name, r.Run, r.Stats})
+		case "mfrc522":
+			r, err := hw.mfrc522Reader(rc, sink, cfg.Timing.FobAbsent(), clock, log)
 			if err != nil {
 				return nil, err
 			}
@@ -393,7 +427,7 @@ func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey 
 	return mqttlink.New(lc, box, db)
 }
 
-func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.Collector, hw *hardware, link *mqttlink.Link,
+func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.Collector, hw *hardware, gst *guest, link *mqttlink.Link,
 	readers []func() fob.Stats, bootID string, clock clockwork.Clock, log *slog.Logger) (*console.Console, error) {
 	cc := console.Config{
 		Box: box, PINHash: cfg.Console.TechnicianPINHash,
@@ -418,6 +452,9 @@ func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.
 	}
 	if hw.sim != nil {
 		cc.Sim = &console.Sim{Press: keys.Press, Door: hw.sim.SetDoor}
+	}
+	if gst != nil {
+		cc.Display = gst.status
 	}
 	return console.New(cc)
 }
