@@ -348,3 +348,35 @@ timing: {lock_pulse_ms: 100}
 		}
 	}
 }
+
+// An MFRC522 whose SPI device cannot be opened stops start-up, named.
+func TestMFRC522WithoutSPIStopsStartup(t *testing.T) {
+	cfg := loadConfig(t, `
+box_id: box-x
+data_dir: `+t.TempDir()+`
+hardware:
+  backend: gpio
+  bins:
+    - {id: 1, lock: GPIO17}
+readers:
+  - {type: mfrc522, spi: /dev/spidev0.0, reset: GPIO25, bin: 1}
+keypad: {type: none}
+`)
+	hw, err := openHardware(cfg, newFakeBoard().env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hw.close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err = openReaders(cfg, hw, &fobSinkDiscard{}, clockwork.NewRealClock(), log)
+	if err == nil || !strings.Contains(err.Error(), "reader on /dev/spidev0.0") {
+		t.Fatalf("openReaders: %v", err)
+	}
+}
+
+type fobSinkDiscard struct{}
+
+func (fobSinkDiscard) FobPresent(int, string) {}
+func (fobSinkDiscard) FobAbsent(int)          {}
+func (fobSinkDiscard) ReaderFault(int, error) {}
+func (fobSinkDiscard) ReaderOK(int)           {}
