@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"events":  {look: true, run: (*session).events},
 	"sync":    {look: true, run: (*session).sync},
 	"readers": {look: true, run: (*session).readers},
+	"display": {look: true, run: (*session).display},
 	"sim":     {sim: true, run: (*session).sim},
 
 	"clear-lockout": {run: (*session).clearLockout},
@@ -54,6 +55,7 @@ var helpLines = []struct {
 	{"sync", "the cloud link", false},
 	{"readers", "the fob readers: frames read and dropped", false},
 	{"clear-lockout", "end the keypad's lockout and its escalation", false},
+	{"display", "what the guest display and the bins' LEDs show", false},
 	{"sim key DIGITS", "press keypad keys: 0-9, * clears, # submits", true},
 	{"sim fob BIN SERIAL", "a fob (4-20 hex digits) appears at a bin's reader", true},
 	{"sim nofob BIN", "the fob leaves a bin's reader", true},
@@ -694,4 +696,36 @@ func fobSerial(s string) (string, bool) {
 		}
 	}
 	return strings.ToUpper(s), true
+}
+
+func (s *session) display(ctx context.Context, args []string) error {
+	if len(args) != 0 {
+		return contract.Errorf(contract.CodeConsoleUsage, "usage: display")
+	}
+	if s.c.cfg.Display == nil {
+		s.printf("no display and no bin LEDs")
+		return nil
+	}
+	d := s.c.cfg.Display()
+	switch {
+	case d.Type == "":
+		s.printf("display: none")
+	case d.Fault != "":
+		s.printf("display: %s: FAULT: %s", clean(d.Type, 16), clean(d.Fault, 120))
+	case d.Text == "":
+		s.printf("display: %s: blank", clean(d.Type, 16))
+	default:
+		s.printf("display: %s: %q", clean(d.Type, 16), clean(d.Text, 16))
+	}
+	if len(d.LEDs) == 0 {
+		s.printf("no bin LEDs")
+		return nil
+	}
+	tw := s.table()
+	row(tw, "BIN", "LED")
+	for _, l := range d.LEDs {
+		row(tw, strconv.Itoa(l.Bin), l.State)
+	}
+	s.endTable(tw)
+	return nil
 }

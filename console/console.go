@@ -52,6 +52,21 @@ type SyncStatus struct {
 	LastError  string
 }
 
+// DisplayStatus is what the guest display and the bins' LEDs show, as
+// the display command prints it.
+type DisplayStatus struct {
+	Type  string // the display's type (tm1637, ssd1306, hd44780, sim); "" for none
+	Text  string // what it shows; "" blank
+	Fault string // why the display is not working, "" when it is
+	LEDs  []LEDStatus
+}
+
+// LEDStatus is one bin's LED: off, on or blink.
+type LEDStatus struct {
+	Bin   int
+	State string
+}
+
 // Sim is the simulated hardware the sim commands drive.
 type Sim struct {
 	Press func(r rune)                   // one keypad key: '0'-'9', '*', '#'
@@ -68,6 +83,7 @@ type Config struct {
 	Readers func() []fob.Stats                    // nil: no readers
 	Sync    func() SyncStatus                     // nil: the box runs offline
 	Sim     *Sim                                  // nil unless the sim backend
+	Display func() DisplayStatus                  // nil: no guest display and no bin LEDs
 
 	Version, BootID, BoxID string
 	Started                time.Time // when the daemon started, for the uptime; zero: when New ran

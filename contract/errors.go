@@ -100,6 +100,7 @@ const (
 	CodeKeyAlreadyCheckedIn = "key.checkedIn"
 	CodeCodeUsedUp          = "code.used_up" // a once-mode offline code after its first use
 	CodeCodeRevoked         = "code.revoked" // an offline code refused by offline.revoke
+	CodePowerLow            = "power.low"    // §10: the battery is low; remote and console opens still work
 )
 
 // The error and warning codes of an access code object.

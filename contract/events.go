@@ -55,6 +55,16 @@ const (
 	EventOfflineRevoked       = "offline.revoked" // data: the revoked code's window, never the code
 	EventStoreRestored        = "store.restored"
 	EventSafeMode             = "device.safe_mode"
+
+	// §10: the supply as the power monitor sees it. on_battery and mains
+	// carry the volts of the reading that crossed battery_below_v; low the
+	// volts of the reading below low_below_v. fault and ok report the
+	// monitor itself failing and reading again.
+	EventPowerOnBattery = "power.on_battery"
+	EventPowerMains     = "power.mains"
+	EventPowerLow       = "power.low"
+	EventPowerFault     = "power.fault"
+	EventPowerOK        = "power.ok"
 )
 
 // StoreRestored is the data of store.restored: the database was found

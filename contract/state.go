@@ -20,6 +20,20 @@ type State struct {
 	AcksRefused uint64      `json:"acks_refused"`
 	Limits      StateLimits `json:"limits"`
 	Mode        string      `json:"mode"` // ModeNormal or ModeSafe
+	// Power is the supply (§10), present once a power monitor has read it.
+	Power *PowerState `json:"power,omitempty"`
+}
+
+// Power sources of PowerState.
+const (
+	PowerMains   = "mains"
+	PowerBattery = "battery"
+)
+
+// PowerState is the supply as the power monitor last read it.
+type PowerState struct {
+	Source string  `json:"source"` // PowerMains or PowerBattery
+	Volts  float64 `json:"volts"`
 }
 
 // StateLimits are what the box accepts, so a cloud can keep within them.

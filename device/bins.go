@@ -95,6 +95,10 @@ func (b *Box) stateDoc(tx *store.Tx, now time.Time) (contract.State, error) {
 		Limits: contract.StateLimits{CodeMin: contract.CodeMinLen, CodeMax: contract.CodeMaxLen,
 			MaxAccessCodes: b.cfg.MaxAccessCodes, MaxKeys: b.cfg.MaxKeys},
 	}
+	if b.pubPower != nil {
+		p := *b.pubPower
+		s.Power = &p
+	}
 	b.mu.Unlock()
 	s.Store = b.storeState()
 	s.AcksRefused = b.acksRefused.Load()

@@ -96,6 +96,9 @@ type Config struct {
 	Feedback Feedback
 	Clock    clockwork.Clock
 	Logger   *slog.Logger
+
+	// Guest shows the guest display and the bins' LEDs; optional.
+	Guest Guest
 }
 
 // Box is the decision loop that owns the box's state machine. Its inputs
@@ -129,10 +132,12 @@ type Box struct {
 	lockoutTimer *timer       // ends the keypad's lockout
 	lastDue      time.Time    // when the timers were last looked at
 	offKey       *offline.Key // the offline key, nil when none is set
+	power        power        // the supply, as the power monitor last said
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
 	pub        []contract.BinState
 	storeFault string // the last write's error, "" when writes work
+	pubPower   *contract.PowerState
 }
 
 // New makes a box. It reads nothing until Run.
@@ -278,6 +283,7 @@ func (b *Box) start() error {
 		b.version.Store(b.bootVersion())
 	}
 	b.started = true
+	b.guestStart(now)
 	b.publishBins()
 	b.notifyAppended()
 	b.armSchedule(0)

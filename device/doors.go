@@ -56,6 +56,7 @@ func (b *Box) OpenFailed(bin int) {
 			if s := x.sess; s != nil {
 				b.endSession(c, x, s)
 			}
+			c.onCommit(func() { b.guestOpenFailed(x) })
 			return c.event(contract.EventBinOpenFailed, map[string]int{"bin": bin})
 		})
 	})

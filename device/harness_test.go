@@ -69,7 +69,16 @@ func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 // newHarnessAt is newHarness with the fake clock starting at start.
 func newHarnessAt(t testing.TB, start time.Time, tweak ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), clock: clockwork.NewFakeClockAt(start)}
+	return newHarnessOn(t, clockwork.NewFakeClockAt(start), tweak...)
+}
+
+func newHarnessClock() *clockwork.FakeClock { return clockwork.NewFakeClockAt(t0) }
+
+// newHarnessOn is newHarness on a given clock, shared with parts the test
+// builds around the box.
+func newHarnessOn(t testing.TB, clock *clockwork.FakeClock, tweak ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), clock: clock}
 	h.synced.Store(true)
 	h.tweak = func(c *Config) {
 		for _, f := range tweak {

@@ -32,11 +32,13 @@ func (b *Box) entry(entry string) {
 		if fb := b.cfg.Feedback; fb != nil {
 			fb.Rejected()
 		}
+		b.guestEntry(false, locked)
 		return
 	}
+	low := !locked && b.power.low
 	var g grant
 	var derr error
-	if !locked {
+	if !locked && !low {
 		// Decide on a read transaction: a decision reads only what this
 		// loop alone writes, so it still holds when it is recorded below.
 		if err := b.st.View(func(tx *store.Tx) error {
@@ -52,6 +54,9 @@ func (b *Box) entry(entry string) {
 		if locked {
 			c.onCommit(func() { b.keypad.reported = true })
 			return c.event(contract.EventCodeRejected, map[string]string{"reason": contract.CodeKeypadLockedOut})
+		}
+		if low {
+			return c.event(contract.EventCodeRejected, map[string]string{"reason": contract.CodePowerLow})
 		}
 		rej := derr
 		if rej == nil {
@@ -87,6 +92,7 @@ func (b *Box) entry(entry string) {
 			fb.Rejected()
 		}
 	}
+	b.guestEntry(err == nil && accepted, locked)
 }
 
 // countFailure counts a wrong entry against l, writing the lockout record

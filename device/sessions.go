@@ -67,6 +67,7 @@ func (b *Box) open(c *txc, g grant) error {
 		if err := b.cfg.Locks.Unlock(x.spec.ID); err != nil {
 			b.log.Error("unlock failed", "bin", x.spec.ID, "err", err)
 		}
+		b.guestOpened(x, immediate)
 	})
 	return nil
 }
@@ -78,6 +79,7 @@ func (b *Box) endSession(c *txc, x *bin, s *session) {
 		if x.sess == s {
 			s.timer.Stop()
 			x.sess = nil
+			b.guestSessionEnded(x)
 			b.reconcile(x)
 		}
 	})

@@ -22,6 +22,14 @@
 //
 // Panel runs a Model on a clock, shows its text on a Driver (TM1637,
 // SSD1306, HD44780 or Sim) only when it changes, and drives the LEDs.
+//
+// # Drivers
+//
+// TM1637 bit-bangs a 4-digit 7-segment display on two GPIOs (the box's own
+// driver: periph's times its clock with the host package, which only cmd/
+// imports). SSD1306 draws block glyphs on a 128x64 OLED on I2C through
+// periph's ssd1306. HD44780 drives a character LCD in 4-bit mode on six
+// GPIOs. Sim keeps the text, for the sim backend and the console.
 package display
 
 import (

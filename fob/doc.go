@@ -13,9 +13,12 @@
 // 8N1): 14-byte frames of STX, ten hex digits (2 version + 8 tag), two hex
 // digits of XOR checksum, ETX, repeated while a fob is in the field. The fob
 // serial is the ten hex digits in upper case. RDM6300 is the frame decoder
-// on its own. WiegandReader reads 26- or 34-bit card frames from a Wiegand
-// framer (see package internal/wiegand) and turns each card into a serial in
-// the configured format.
+// on its own. MFRC522Reader polls an MFRC522 13.56 MHz reader on SPI
+// (periph's mfrc522 low-level commands) for ISO 14443A cards; the fob serial
+// is the card's UID, 4, 7 or 10 bytes in upper-case hex. WiegandReader reads
+// 26- or 34-bit card frames from a Wiegand framer (see package
+// internal/wiegand) and turns each card into a serial in the configured
+// format.
 //
 // # Presence
 //

@@ -51,6 +51,12 @@ type CollectorConfig struct {
 	Feedback Feedback
 	// Logger gets debug records with entry lengths, never digits.
 	Logger *slog.Logger
+	// Typed, if set, is told how many digits the unfinished entry holds
+	// each time that number changes (0 once it is cleared, submitted or
+	// timed out): the guest display shows a dash per digit. It never sees
+	// a digit. It is called with the Collector's lock held and must return
+	// at once.
+	Typed func(n int)
 }
 
 // Collector gathers key presses from every keypad into entries and submits
@@ -58,6 +64,7 @@ type CollectorConfig struct {
 type Collector struct {
 	sink    Sink
 	fb      Feedback
+	typed   func(n int)
 	clock   clockwork.Clock
 	timeout time.Duration
 	log     *slog.Logger
@@ -76,6 +83,7 @@ func NewCollector(sink Sink, cfg CollectorConfig) *Collector {
 	c := &Collector{
 		sink:    sink,
 		fb:      cfg.Feedback,
+		typed:   cfg.Typed,
 		clock:   cfg.Clock,
 		timeout: cfg.Timeout,
 		log:     cfg.Logger,
@@ -136,6 +144,7 @@ func (c *Collector) Press(k rune) {
 		if c.n < len(c.buf) {
 			c.buf[c.n] = byte(k)
 			c.n++
+			c.tellLocked()
 		}
 		c.armLocked()
 	}
@@ -174,8 +183,20 @@ func (c *Collector) expire() {
 // clearLocked empties the entry and wipes its bytes. c.mu must be held.
 func (c *Collector) clearLocked() {
 	clear(c.buf[:])
+	had := c.n
 	c.n = 0
 	if c.idle != nil {
 		c.idle.Stop()
+	}
+	if had > 0 {
+		c.tellLocked()
+	}
+}
+
+// tellLocked tells the Typed observer the entry's length. c.mu must be
+// held.
+func (c *Collector) tellLocked() {
+	if c.typed != nil {
+		c.typed(c.n)
 	}
 }

@@ -2,6 +2,7 @@ package keypad
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -270,6 +271,49 @@ func FuzzCollector(f *testing.F) {
 		want := model(runes)
 		if strings.Join(got, ",") != strings.Join(want, ",") || len(got) != len(want) {
 			t.Fatalf("entries = %q, want %q", got, want)
+		}
+	})
+}
+
+// The Typed observer follows the entry's length, and only its length.
+func TestCollectorTypedObserver(t *testing.T) {
+	tests := []struct {
+		name string
+		keys string
+		want []int
+	}{
+		{"digits then submit", "12#", []int{1, 2, 0}},
+		{"star clears", "12*3", []int{1, 2, 0, 1}},
+		{"star on empty says nothing", "*#", nil},
+		{"digits past the kept ones say nothing", "123456789012345678", []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []int
+			var sink recorder
+			c := NewCollector(&sink, CollectorConfig{Clock: clockwork.NewFakeClock(), Typed: func(n int) { got = append(got, n) }})
+			pressAll(c, tt.keys)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Typed calls = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("timeout clears", func(t *testing.T) {
+		clock := clockwork.NewFakeClock()
+		var mu sync.Mutex
+		var got []int
+		c := NewCollector(&recorder{}, CollectorConfig{Clock: clock, Timeout: time.Second, Typed: func(n int) {
+			mu.Lock()
+			got = append(got, n)
+			mu.Unlock()
+		}})
+		pressAll(c, "12")
+		clock.Advance(2 * time.Second)
+		c.Press('3') // finds the entry timed out even if the timer has not run
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(got, []int{1, 2, 0, 1}) {
+			t.Errorf("Typed calls = %v, want [1 2 0 1]", got)
 		}
 	})
 }

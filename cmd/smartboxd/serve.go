@@ -53,10 +53,13 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 	clock := clockwork.NewRealClock()
 
-	hw, err := openHardware(cfg)
+	hw, err := openHardware(cfg, boardEnv)
 	if err != nil {
 		return err
 	}
+	// Registered before the lock bank's Halt, so run after it: the bank
+	// de-energises its locks first, then every expander pin goes inert.
+	defer hw.close()
 	sink := &lockSink{}
 	lockActive, _ := locks.ParsePolarity(cfg.Hardware.LockActive)
 	doorOpen, _ := locks.ParsePolarity(cfg.Hardware.DoorOpen)
@@ -78,6 +81,12 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	}()
 	if hw.sim != nil {
 		hw.sim.SetDoorPolarity(doorOpen)
+	}
+	var gst *guest
+	if cfg.Hardware.Display.Type != "none" || len(hw.leds) > 0 {
+		if gst, err = openGuest(cfg, hw, clock, log); err != nil {
+			return err
+		}
 	}
 
 	if err := atomicfile.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -159,6 +168,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	if fb != nil {
 		boxCfg.Feedback = fb
 	}
+	if gst != nil {
+		boxCfg.Guest = gst.panel
+	}
 	for _, b := range cfg.Hardware.Bins {
 		spec := device.BinSpec{ID: b.ID, HasDoor: bank.HasDoor(b.ID)}
 		if r := cfg.ReaderForBin(b.ID); r != nil {
@@ -187,6 +199,16 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 			return backupLoop(ctx, db, cfg.DataDir, backups, clock, log.With("part", "backup"))
 		}},
 		{"starts", func(ctx context.Context) error { return forgetStarts(ctx, cfg.DataDir, clock, log) }}}
+	if gst != nil {
+		comps = append(comps, component{"display", gst.panel.Run})
+	}
+	monitor, err := openPower(cfg, hw, box, clock, log)
+	if err != nil {
+		return err
+	}
+	if monitor != nil {
+		comps = append(comps, component{"power", monitor.Run})
+	}
 	readers, err := openReaders(cfg, hw, box, clock, log)
 	if err != nil {
 		return err
@@ -200,7 +222,11 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	if safe {
 		entries = offKeypad{}
 	}
-	collector := keypad.NewCollector(entries, keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")})
+	kcfg := keypad.CollectorConfig{Timeout: cfg.Timing.KeyTimeout(), Clock: clock, Feedback: feedbackOrNil(fb), Logger: log.With("part", "keypad")}
+	if gst != nil {
+		kcfg.Typed = gst.panel.Typed // the number of digits, never the digits
+	}
+	collector := keypad.NewCollector(entries, kcfg)
 	kp, err := openKeypad(cfg, hw, collector, log)
 	if err != nil {
 		return err
@@ -219,7 +245,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 
 	var stdioConsole func(context.Context)
 	if cfg.Console.Port != "" {
-		con, err := newConsole(cfg, box, db, collector, hw, link, readerStats, bootID, clock, log)
+		con, err := newConsole(cfg, box, db, collector, hw, gst, link, readerStats, bootID, clock, log)
 		if err != nil {
 			return err
 		}
@@ -391,6 +417,8 @@ func readerName(r config.Reader) string {
 		return r.Port
 	case "wiegand":
 		return "wiegand:" + r.D0 + "/" + r.D1
+	case "mfrc522":
+		return r.SPI
 	}
 	return fmt.Sprintf("sim:%d", r.Bin)
 }
@@ -424,6 +452,12 @@ func openReaders(cfg *config.Config, hw *hardware, sink fob.Sink, clock clockwor
 			out = append(out, reader{name, r.Run, r.Stats})
 		case "wiegand":
 			r, err := hw.wiegandReader(rc, name, sink, cfg.Timing.FobAbsent(), clock, log)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, reader{name, r.Run, r.Stats})
+		case "mfrc522":
+			r, err := hw.mfrc522Reader(rc, sink, cfg.Timing.FobAbsent(), clock, log)
 			if err != nil {
 				return nil, err
 			}
@@ -518,7 +552,7 @@ func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey 
 	return mqttlink.New(lc, box, db)
 }
 
-func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.Collector, hw *hardware, link *mqttlink.Link,
+func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.Collector, hw *hardware, gst *guest, link *mqttlink.Link,
 	readers []func() fob.Stats, bootID string, clock clockwork.Clock, log *slog.Logger) (*console.Console, error) {
 	cc := console.Config{
 		Box: box, PINHash: cfg.Console.TechnicianPINHash,
@@ -543,6 +577,9 @@ func newConsole(cfg *config.Config, box *device.Box, db *store.DB, keys *keypad.
 	}
 	if hw.sim != nil {
 		cc.Sim = &console.Sim{Press: keys.Press, Door: hw.sim.SetDoor}
+	}
+	if gst != nil {
+		cc.Display = gst.status
 	}
 	return console.New(cc)
 }

@@ -10,7 +10,8 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/i2c/i2ctest"
-	"periph.io/x/conn/v3/physic"
+
+	"smartboxd/internal/expander/expandertest"
 )
 
 const addr = 0x20
@@ -212,74 +213,9 @@ func TestCheckAddress(t *testing.T) {
 	}
 }
 
-// mcpFake is an MCP23017's register file on a bus: writes [reg, v...] and
-// reads from reg on, with sequential addressing, as the chip does. Its
-// inputs are what GPIO reads for pins set as inputs.
-type mcpFake struct {
-	mu     sync.Mutex
-	reg    [0x16]byte
-	inputs uint16
-	fail   bool
-	txs    int
-}
-
-func newMCPFake() *mcpFake {
-	f := &mcpFake{}
-	f.reg[0x00], f.reg[0x01] = 0xFF, 0xFF
-	return f
-}
-
-func (f *mcpFake) String() string                  { return "mcpfake" }
-func (f *mcpFake) SetSpeed(physic.Frequency) error { return nil }
-func (f *mcpFake) Tx(a uint16, w, r []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.txs++
-	if f.fail || a != addr {
-		return errors.New("i2c: no ACK")
-	}
-	if len(w) == 0 {
-		return errors.New("mcpfake: no register")
-	}
-	at := int(w[0])
-	for _, b := range w[1:] {
-		f.reg[at%len(f.reg)] = b
-		at++
-	}
-	for i := range r {
-		reg := at % len(f.reg)
-		switch reg {
-		case 0x12, 0x13: // GPIO: inputs where IODIR says input, else the latch
-			port := reg - 0x12
-			dir := f.reg[port]
-			in := byte(f.inputs >> (8 * port))
-			r[i] = in&dir | f.reg[0x14+port]&^dir
-		default:
-			r[i] = f.reg[reg]
-		}
-		at++
-	}
-	return nil
-}
-
-// level returns the level the chip drives on bit: its latch where the pin
-// is an output, and -1 for an input.
-func (f *mcpFake) level(bit int) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	port, b := bit/8, byte(1)<<(bit%8)
-	if f.reg[port]&b != 0 {
-		return -1
-	}
-	if f.reg[0x14+port]&b != 0 {
-		return 1
-	}
-	return 0
-}
-
 // Two goroutines writing pins of one port must not undo each other.
 func TestConcurrentPinsOfOnePort(t *testing.T) {
-	f := newMCPFake()
+	f := expandertest.NewMCP23017(addr)
 	c, err := Open(Config{Name: "x1", Type: TypeMCP23017, Bus: f, Address: addr})
 	if err != nil {
 		t.Fatal(err)
@@ -304,17 +240,17 @@ func TestConcurrentPinsOfOnePort(t *testing.T) {
 		led.Out(gpio.High)
 	}()
 	wg.Wait()
-	if got := f.level(0); got != 0 {
+	if got := f.Level(0); got != 0 {
 		t.Errorf("lock GPA0 = %d after its last Out(Low)", got)
 	}
-	if got := f.level(1); got != 1 {
+	if got := f.Level(1); got != 1 {
 		t.Errorf("led GPA1 = %d after its last Out(High)", got)
 	}
 }
 
 // A failing read keeps the pin's last good level and is counted.
 func TestReadErrorKeepsLastLevel(t *testing.T) {
-	f := newMCPFake()
+	f := expandertest.NewMCP23017(addr)
 	c, err := Open(Config{Name: "x1", Type: TypeMCP23017, Bus: f, Address: addr})
 	if err != nil {
 		t.Fatal(err)
@@ -326,15 +262,12 @@ func TestReadErrorKeepsLastLevel(t *testing.T) {
 	if err := door.In(gpio.PullUp, gpio.BothEdges); err == nil {
 		t.Error("In with edge detection accepted")
 	}
-	f.mu.Lock()
-	f.inputs = 1 << 8
-	f.mu.Unlock()
+	f.SetInputs(1 << 8)
 	if got := door.Read(); got != gpio.High {
 		t.Fatalf("door = %s, want High", got)
 	}
-	f.mu.Lock()
-	f.fail, f.inputs = true, 0
-	f.mu.Unlock()
+	f.SetFailing(true)
+	f.SetInputs(0)
 	if got := door.Read(); got != gpio.High {
 		t.Errorf("door = %s after a failed read, want the last level High", got)
 	}
@@ -347,7 +280,7 @@ func TestReadErrorKeepsLastLevel(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
-	f := newMCPFake()
+	f := expandertest.NewMCP23017(addr)
 	c, err := Open(Config{Name: "x1", Type: TypeMCP23017, Bus: f, Address: addr})
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +324,7 @@ func TestResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	for bit := range 16 {
-		if got := f.level(bit); got != -1 {
+		if got := f.Level(bit); got != -1 {
 			t.Errorf("bit %d = %d after Halt, want an input", bit, got)
 		}
 	}

@@ -5,20 +5,21 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"smartboxd/internal/expander/expandertest"
 	"smartboxd/locks"
 )
 
 // The lock bank takes expander pins as they are: New drives the lock
 // inactive first and makes the door an input.
 func TestLockBankOnExpanderPins(t *testing.T) {
-	f := newMCPFake()
-	f.reg[0x14] = 0x01 // a latch left energised by a crashed run
-	f.reg[0x00] = 0xFE // ... on an output
+	f := expandertest.NewMCP23017(addr)
+	f.SetReg(0x14, 0x01) // a latch left energised by a crashed run
+	f.SetReg(0x00, 0xFE) // ... on an output
 	c, err := Open(Config{Name: "x1", Type: TypeMCP23017, Bus: f, Address: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.level(0); got != -1 {
+	if got := f.Level(0); got != -1 {
 		t.Fatalf("GPA0 = %d after Open, want an input", got)
 	}
 	s, _ := NewSet(c)
@@ -39,16 +40,16 @@ func TestLockBankOnExpanderPins(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bank.Halt()
-	if got := f.level(0); got != 0 {
+	if got := f.Level(0); got != 0 {
 		t.Errorf("lock GPA0 = %d after locks.New, want driven low", got)
 	}
-	if got := f.level(8); got != -1 {
+	if got := f.Level(8); got != -1 {
 		t.Errorf("door GPB0 = %d, want an input", got)
 	}
 	if err := bank.Halt(); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.level(0); got != 0 {
+	if got := f.Level(0); got != 0 {
 		t.Errorf("lock GPA0 = %d after Halt, want low", got)
 	}
 }
