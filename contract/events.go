@@ -45,6 +45,27 @@ const (
 	EventDropoffWrongKey   = "dropoff.wrong_key"
 	EventDropoffTimeout    = "dropoff.timeout"
 	EventPickupTimeout     = "pickup.timeout"
+	EventFirmwareStatus    = "firmware.status"
+)
+
+// FirmwareStatus is the data of a firmware.status event (§11). Error is
+// the failure, as "code: message", or null.
+type FirmwareStatus struct {
+	Version string  `json:"version"`
+	State   string  `json:"state"`
+	Error   *string `json:"error"`
+}
+
+// The states of a firmware.status event, in the order an update goes
+// through them.
+const (
+	FirmwareDownloading = "downloading"
+	FirmwareVerified    = "verified"
+	FirmwareInstalled   = "installed"
+	FirmwareTrial       = "trial"
+	FirmwareCommitted   = "committed"
+	FirmwareRolledBack  = "rolled_back"
+	FirmwareFailed      = "failed"
 )
 
 // Reasons of bin.unlocked, and the via of key.picked_up.
