@@ -80,7 +80,8 @@ func Default() *Config {
 			MaxKeys:        100_000,
 			Replies:        10_000,
 		},
-		Log: Log{Level: "info"},
+		Log:      Log{Level: "info"},
+		Firmware: Firmware{TrialS: 120},
 	}
 }
 

@@ -531,4 +531,5 @@ func (c *Config) checkNumbers(v *checker) {
 	v.positive("limits.max_keys", c.Limits.MaxKeys)
 	v.positive("limits.replies", c.Limits.Replies)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.between("firmware.trial_s", c.Firmware.TrialS, 1, 3600)
 }
