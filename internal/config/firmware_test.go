@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,30 @@ func TestFirmwareTrial(t *testing.T) {
 			probs := problemsOf(t, head+simBins+tc.yaml)
 			if len(probs) != 1 || !strings.HasPrefix(probs[0].String(), tc.prob) {
 				t.Fatalf("problems %v, want one starting %q", probs, tc.prob)
+			}
+		})
+	}
+}
+
+func TestDataDirOf(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml, want string
+		err              bool
+	}{
+		{"plain", "box_id: b\ndata_dir: /var/lib/smartbox\n", "/var/lib/smartbox", false},
+		{"fields of a newer version", "data_dir: /d\nsomething_new: {a: 1}\n", "/d", false},
+		{"none", "box_id: b\n", "", true},
+		{"not yaml", "data_dir: [\n", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := DataDirOf(path)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Fatalf("DataDirOf = %q, %v; want %q, error %t", got, err, tc.want, tc.err)
 			}
 		})
 	}
