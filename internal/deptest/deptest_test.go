@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"power":              {},
 	"fob":                {"internal/wiegand"},
 	"keypad":             {"internal/wiegand"},
-	"device":             {"contract", "store", "trust"},
+	"device":             {"contract", "firmware", "store", "trust"},
 	"sync/mqttlink":      {"contract", "store"},
 	"console":            {"contract", "device", "fob", "store"},
 	"cmd/democloud":      {"internal/democloud"},
@@ -41,6 +41,7 @@ var allowed = map[string][]string{
 
 	"internal/atomicfile": {},
 	"trust":               {"internal/atomicfile"},
+	"firmware":            {"contract", "internal/atomicfile", "trust"},
 }
 
 type pkg struct {
