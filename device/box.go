@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"smartboxd/contract"
+	"smartboxd/firmware"
 	"smartboxd/store"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,13 @@ type Config struct {
 	Limits contract.Limits
 	// Trust says whom the box obeys; the zero value trusts the broker.
 	Trust Trust
+	// Firmware takes firmware updates (§11); nil answers firmware.update
+	// with firmware.download_failed.
+	Firmware *firmware.Updater
+	// Relaunch is called on the loop once an update is installed: the
+	// daemon is to stop and start the installed binary again, which runs
+	// the new version's trial.
+	Relaunch func()
 
 	Store    Store
 	Locks    Locker
@@ -107,6 +115,10 @@ type Box struct {
 	appended    chan struct{}
 
 	schedTimer *timer
+
+	runCtx context.Context // Run's context, for the downloads it starts
+	fwBusy bool            // a firmware download or install is under way
+	fwDone sync.WaitGroup  // the download goroutine
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
 	pub        []contract.BinState
@@ -175,9 +187,12 @@ func New(cfg Config) (*Box, error) {
 // until ctx ends. A canceled context is not an error.
 func (b *Box) Run(ctx context.Context) error {
 	defer close(b.stopped)
+	defer b.fwDone.Wait()
+	b.runCtx = ctx
 	if err := b.start(); err != nil {
 		return err
 	}
+	b.firmwareStart()
 	wake := b.clock.NewTimer(time.Hour)
 	defer wake.Stop()
 	for {

@@ -23,6 +23,7 @@ var handlers = map[string]handler{
 	"settings.set":       (*Box).cmdSettingsSet,
 	"sync.snapshot":      (*Box).cmdSnapshot,
 	"state.get":          (*Box).cmdStateGet,
+	"firmware.update":    (*Box).cmdFirmwareUpdate,
 }
 
 // readOnly commands change nothing. They are answered from a read
