@@ -432,3 +432,70 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestFirmwareRefusals: a bad manifest or URL is refused before a byte is
+// written; a binary that is not what the manifest signs is downloaded,
+// refused and removed; the box keeps running what it ran.
+func TestFirmwareRefusals(t *testing.T) {
+	t.Parallel()
+	b := mqtttest.Start(t)
+	f := newFWBox(t, b, "box-fw-bad", 30)
+	f.autoAck()
+	f.waitRunning("1.0.0", "1.0.0", nil)
+	raw, _ := os.ReadFile(buildVersion(t, "1.1.0"))
+	url := f.srv.put("smartboxd-1.1.0", raw)
+	good := f.manifest(f.release, "1.1.0", raw)
+	for _, tc := range []struct {
+		name, manifest, url, code string
+	}{
+		{"signed by the command key", f.manifest(f.cloud.priv, "1.1.0", raw), url, contract.CodeFirmwareSignatureInvalid},
+		{"not a jws", `{"version":"1.1.0"}`, url, contract.CodeFirmwareSignatureInvalid},
+		{"a payload with more", trust.Sign(f.release, "release", []byte(`{"version":"1.1.0","sha256":"`+strings.Repeat("0", 64)+`","size":5,"url":"x"}`)), url, contract.CodeFirmwareSignatureInvalid},
+		{"a version with a suffix", trust.Sign(f.release, "release", []byte(`{"version":"1.1.0-rc1","sha256":"`+strings.Repeat("0", 64)+`","size":5}`)), url, contract.CodeFirmwareSignatureInvalid},
+		{"a downgrade", f.manifest(f.release, "0.9.0", raw), url, contract.CodeFirmwareDowngrade},
+		{"http to another host", good, "http://example.com/smartboxd", contract.CodeCmdInvalid},
+		{"ftp", good, "ftp://127.0.0.1/smartboxd", contract.CodeCmdInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := f.update(tc.manifest, tc.url); errCode(r) != tc.code {
+				t.Fatalf("reply %v, want %s", r, tc.code)
+			}
+		})
+	}
+	if got := f.files(); len(got) != 0 {
+		t.Fatalf("refused updates wrote %v", got)
+	}
+
+	// Accepted, downloaded, and not what was signed: a hash mismatch, and
+	// then a server whose file is not the size signed.
+	bad := f.manifest(f.release, "1.1.0", append([]byte("not "), raw...))
+	if r := f.update(bad, url); r["ok"] != true {
+		t.Fatalf("firmware.update: %v", r)
+	}
+	f.waitFailed("1.1.0", contract.CodeFirmwareHashMismatch)
+	if got := f.files(); len(got) != 0 {
+		t.Fatalf("a refused download left %v", got)
+	}
+	if s := f.state(); s.Trial != "" || s.Committed != "" {
+		t.Fatalf("state after a hash mismatch: %+v", s)
+	}
+	// The box takes another update after a failure: one the server does
+	// not have fails for good, and the box runs on.
+	if r := f.update(good, f.srv.URL+"/nothing-here"); r["ok"] != true {
+		t.Fatalf("firmware.update after a failure: %v", r)
+	}
+	f.waitFailed("1.1.0", contract.CodeFirmwareDownloadFailed)
+	f.waitRunning("1.0.0", "1.0.0", nil)
+	if got := f.files(); len(got) != 0 {
+		t.Fatalf("a failed download left %v", got)
+	}
+}
+
+// waitFailed waits for the failed event of version v with an error of code.
+func (f *fwBox) waitFailed(v, code string) event {
+	f.t.Helper()
+	return f.cloud.waitEvent(contract.EventFirmwareStatus, func(e event) bool {
+		msg, _ := e.Data["error"].(string)
+		return e.Data["version"] == v && e.Data["state"] == "failed" && strings.HasPrefix(msg, code+": ")
+	})
+}
