@@ -466,13 +466,16 @@ func TestFirmwareRefusals(t *testing.T) {
 		t.Fatalf("refused updates wrote %v", got)
 	}
 
-	// Accepted, downloaded, and not what was signed: a hash mismatch, and
-	// then a server whose file is not the size signed.
-	bad := f.manifest(f.release, "1.1.0", append([]byte("not "), raw...))
-	if r := f.update(bad, url); r["ok"] != true {
-		t.Fatalf("firmware.update: %v", r)
+	// Accepted, downloaded, and not what was signed: one byte changed, and
+	// a file of another size.
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)/2] ^= 1
+	for i, other := range [][]byte{flipped, append([]byte("not "), raw...)} {
+		if r := f.update(f.manifest(f.release, fmt.Sprintf("1.1.%d", i+1), other), url); r["ok"] != true {
+			t.Fatalf("firmware.update: %v", r)
+		}
+		f.waitFailed(fmt.Sprintf("1.1.%d", i+1), contract.CodeFirmwareHashMismatch)
 	}
-	f.waitFailed("1.1.0", contract.CodeFirmwareHashMismatch)
 	if got := f.files(); len(got) != 0 {
 		t.Fatalf("a refused download left %v", got)
 	}
@@ -498,4 +501,152 @@ func (f *fwBox) waitFailed(v, code string) event {
 		msg, _ := e.Data["error"].(string)
 		return e.Data["version"] == v && e.Data["state"] == "failed" && strings.HasPrefix(msg, code+": ")
 	})
+}
+
+// partialSize is the size of the download in progress, -1 when none.
+func (f *fwBox) partialSize() int64 {
+	for _, n := range f.files() {
+		if strings.HasSuffix(n, ".partial") {
+			if fi, err := os.Stat(filepath.Join(f.data, firmware.DirName, n)); err == nil {
+				return fi.Size()
+			}
+		}
+	}
+	return -1
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFirmwareResumesAfterKill: a download cut mid-way by a kill -9
+// resumes after the restart with a range request from the bytes the box
+// kept, and the update goes on to committed. Meanwhile another update is
+// busy.
+func TestFirmwareResumesAfterKill(t *testing.T) {
+	t.Parallel()
+	b := mqtttest.Start(t)
+	f := newFWBox(t, b, "box-fw-resume", 30)
+	f.autoAck()
+	f.waitRunning("1.0.0", "1.0.0", nil)
+	raw, _ := os.ReadFile(buildVersion(t, "1.1.0"))
+	url := f.srv.put("smartboxd-1.1.0", raw)
+	f.srv.mu.Lock()
+	f.srv.cut["/smartboxd-1.1.0"] = true
+	f.srv.mu.Unlock()
+	m := f.manifest(f.release, "1.1.0", raw)
+	if r := f.update(m, url); r["ok"] != true {
+		t.Fatalf("firmware.update: %v", r)
+	}
+	half := int64(len(raw) / 2)
+	eventually(t, "half the binary downloaded", func() bool { return f.partialSize() == half })
+	if r := f.update(f.manifest(f.release, "1.2.0", raw), url); errCode(r) != contract.CodeFirmwareBusy {
+		t.Fatalf("a second update while downloading: %v", r)
+	}
+	f.unit.kill9()
+	f.waitFirmware("1.1.0", "committed")
+	f.waitRunning("1.1.0", "1.1.0", nil)
+	want := fmt.Sprintf("bytes=%d-", half)
+	ranges := f.srv.rangesSeen()
+	found := false
+	for _, r := range ranges {
+		found = found || r == want
+	}
+	if !found {
+		t.Fatalf("requests %q, want one resuming with %q", ranges, want)
+	}
+}
+
+// TestFirmwareRollback: a new version that exits at once, and one that
+// never comes online, are each started twice and then rolled back to the
+// version before them, which reports the rollback and why.
+func TestFirmwareRollback(t *testing.T) {
+	t.Parallel()
+	t.Run("exits at once", func(t *testing.T) {
+		t.Parallel()
+		b := mqtttest.Start(t)
+		f := newFWBox(t, b, "box-fw-exit", 30)
+		f.autoAck()
+		f.waitRunning("1.0.0", "1.0.0", nil)
+		raw, _ := os.ReadFile(buildExiter(t))
+		if r := f.update(f.manifest(f.release, "1.1.0", raw), f.srv.put("exiter", raw)); r["ok"] != true {
+			t.Fatalf("firmware.update: %v", r)
+		}
+		e := f.waitFirmware("1.1.0", "rolled_back")
+		if msg, _ := e.Data["error"].(string); !strings.HasPrefix(msg, contract.CodeFirmwareTrialFailed+": ") || !strings.Contains(msg, "exited") {
+			t.Fatalf("rolled_back %v", e.Data)
+		}
+		f.waitRunning("1.0.0", "1.0.0", nil)
+		// The binary that ran, the exit, twice, and the rollback to 1.0.0.
+		if n := f.unit.startCount(); n != 3 {
+			t.Errorf("%d starts, want 3: the update's relaunch, a restart, the rollback", n)
+		}
+		if s := f.state(); s.Trial != "" || s.Committed != "" || s.Rollback == nil {
+			t.Errorf("state after the rollback %+v", s)
+		}
+		for _, n := range f.files() {
+			if strings.HasPrefix(n, "smartboxd-1.1.0") {
+				t.Errorf("the rolled-back binary %s is still there", n)
+			}
+		}
+	})
+	t.Run("never online", func(t *testing.T) {
+		t.Parallel()
+		b := mqtttest.Start(t)
+		f := newFWBox(t, b, "box-fw-offline", 3)
+		f.autoAck()
+		f.waitRunning("1.0.0", "1.0.0", nil)
+		raw, _ := os.ReadFile(buildVersion(t, "1.1.0"))
+		if r := f.update(f.manifest(f.release, "1.1.0", raw), f.srv.put("smartboxd-1.1.0", raw)); r["ok"] != true {
+			t.Fatalf("firmware.update: %v", r)
+		}
+		f.waitFirmware("1.1.0", "verified")
+		b.Stop() // the new version finds no broker
+		eventually(t, "the rollback", func() bool { return f.state().Rollback != nil })
+		b.Restart()
+		e := f.waitFirmware("1.1.0", "rolled_back")
+		if msg, _ := e.Data["error"].(string); !strings.HasPrefix(msg, contract.CodeFirmwareTrialFailed+": ") || !strings.Contains(msg, "not online") {
+			t.Fatalf("rolled_back %v", e.Data)
+		}
+		// What the trial said in its outbox gets out once the old version is back.
+		f.waitFirmware("1.1.0", "trial")
+		f.waitFailed("1.1.0", contract.CodeFirmwareTrialFailed)
+		f.waitRunning("1.0.0", "1.0.0", nil)
+		if n := f.unit.startCount(); n != 1 {
+			t.Errorf("%d starts: a trial that misses its deadline relaunches in the same process", n)
+		}
+	})
+}
+
+// TestFirmwareKillAtEveryStep: a kill -9 once each step of an update is
+// reported leaves a box that starts again and carries the update through
+// to a committed version.
+func TestFirmwareKillAtEveryStep(t *testing.T) {
+	t.Parallel()
+	b := mqtttest.Start(t)
+	raw, _ := os.ReadFile(buildVersion(t, "1.1.0"))
+	for _, step := range []string{"downloading", "verified", "installed", "trial", "committed"} {
+		t.Run(step, func(t *testing.T) {
+			f := newFWBox(t, b, "box-fw-kill-"+step, 30)
+			f.autoAck()
+			f.waitRunning("1.0.0", "1.0.0", nil)
+			if r := f.update(f.manifest(f.release, "1.1.0", raw), f.srv.put("smartboxd-1.1.0", raw)); r["ok"] != true {
+				t.Fatalf("firmware.update: %v", r)
+			}
+			f.waitFirmware("1.1.0", step)
+			f.unit.kill9()
+			f.waitFirmware("1.1.0", "committed")
+			f.waitRunning("1.1.0", "1.1.0", nil)
+			if s := f.state(); s.Committed != "1.1.0" || s.Trial != "" || s.Rollback != nil {
+				t.Fatalf("state %+v", s)
+			}
+		})
+	}
 }
