@@ -97,14 +97,17 @@ func (d *Dir) rollback(s *State, why string) error {
 // run, execs it in this process's place, so systemd's pid and its notify
 // socket stay. It returns nil when this binary is to run itself, and
 // changes nothing when this binary was itself handed over to (EnvHandover
-// is set). argv are the arguments after the program name.
+// is set), or when dataDir has no firmware directory. argv are the
+// arguments after the program name.
 func Handover(dataDir, self string, argv []string) error {
 	if os.Getenv(EnvHandover) != "" {
 		return nil
 	}
-	d, err := OpenDir(dataDir)
-	if err != nil {
-		return err
+	// Nothing is made here: a box with no firmware directory runs itself,
+	// and a bad config must not half-start anything.
+	d := &Dir{path: filepath.Join(dataDir, DirName)}
+	if fi, err := os.Stat(d.path); err != nil || !fi.IsDir() {
+		return nil
 	}
 	p, err := d.Plan(self)
 	if err != nil || p.Exec == "" {
