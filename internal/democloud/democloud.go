@@ -48,8 +48,11 @@ type Config struct {
 	BoxID     string
 	Prefix    string // topic prefix, default "smartbox"
 	Provision bool   // send the demo's keys and codes when the box is online
-	Out       io.Writer
-	Logger    *slog.Logger
+	// Update, when its File is set, is pushed to the box when it comes
+	// online running another version.
+	Update Update
+	Out    io.Writer
+	Logger *slog.Logger
 }
 
 // Provisioning is what the demo cloud sends a box that comes online. The
@@ -78,6 +81,7 @@ type Cloud struct {
 	// counter is the last counter signed; it starts at the time in
 	// milliseconds so that it keeps rising across restarts of the cloud.
 	counter uint64
+	update  *update
 }
 
 // Start starts the broker and the cloud client on it.
@@ -97,6 +101,14 @@ func Start(cfg Config) (*Cloud, error) {
 	}
 	c := &Cloud{cfg: cfg, srv: srv, topics: contract.TopicsFor(cfg.Prefix, cfg.BoxID), work: make(chan func(), 4096),
 		key: demoKey(), counter: uint64(time.Now().UnixMilli())}
+	if cfg.Update.File != "" {
+		u, err := startUpdate(cfg.Update)
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		c.update = u
+	}
 	go c.loop()
 	subs := []struct {
 		topic string
@@ -124,6 +136,9 @@ func Start(cfg Config) (*Cloud, error) {
 // Close stops the broker.
 func (c *Cloud) Close() error {
 	err := c.srv.Close()
+	if c.update != nil {
+		c.update.srv.Close()
+	}
 	close(c.work)
 	return err
 }
@@ -214,6 +229,10 @@ func (c *Cloud) onStatus(payload []byte) {
 		for _, cmd := range Provisioning {
 			c.send(cmd, sealTo)
 		}
+	}
+	if c.update != nil && st.Version != c.update.version && (st.Firmware == nil || st.Firmware.Trial == nil) {
+		c.printf("cloud   pushing firmware %s from %s, signed by the demo release key", c.update.version, c.update.url)
+		c.send(c.update.command(), nil)
 	}
 }
 

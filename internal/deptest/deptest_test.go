@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"internal/sysclock":  {},
 	"internal/sdnotify":  {},
 	"internal/mqtttest":  {},
-	"internal/democloud": {"contract", "trust"},
+	"internal/democloud": {"contract", "firmware", "trust"},
 	"internal/deptest":   {},
 	"contract":           {},
 	"store":              {"contract"},
