@@ -7,6 +7,7 @@ import (
 	"smartboxd/console"
 	"smartboxd/contract"
 	"smartboxd/device"
+	"smartboxd/firmware"
 	"smartboxd/fob"
 	"smartboxd/internal/config"
 	"smartboxd/keypad"
@@ -52,6 +53,7 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"outbox.max_events", c.Outbox.MaxEvents, store.DefaultMaxEvents},
 		{"limits.max_access_codes", c.Limits.MaxAccessCodes, device.DefaultMaxAccessCodes},
 		{"limits.replies", c.Limits.Replies, store.DefaultReplies},
+		{"firmware.trial_s", c.Firmware.Trial(), firmware.DefaultTrial},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: config default %v, package default %v", tc.name, tc.got, tc.want)

@@ -23,6 +23,9 @@ import (
 	"smartboxd/trust"
 )
 
+// signingCloudMu serialises newSigningCloud for the parallel tests here.
+var signingCloudMu sync.Mutex
+
 // fwBuilds are daemons built with a version stamp, by version, in the
 // directory TestMain removes.
 var (
@@ -230,8 +233,10 @@ func newFWBox(t *testing.T, b *mqtttest.Broker, box string, trialS int) *fwBox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fwBox{t: t, box: box, data: filepath.Join(dir, "data"), cloud: newSigningCloud(t, b, box, "cloud"),
-		release: release, srv: newFWServer(t)}
+	signingCloudMu.Lock() // newSigningCloud numbers its clients without a lock
+	cloud := newSigningCloud(t, b, box, "cloud")
+	signingCloudMu.Unlock()
+	f := &fwBox{t: t, box: box, data: filepath.Join(dir, "data"), cloud: cloud, release: release, srv: newFWServer(t)}
 	usr := filepath.Join(dir, "usr")
 	os.MkdirAll(usr, 0o755)
 	installed := filepath.Join(usr, "smartboxd")
