@@ -203,6 +203,13 @@ func (b *Box) firmwareStart() {
 				if err := ev(firmwareStatus(m.Version.String(), contract.FirmwareInstalled, nil)); err != nil {
 					return err
 				}
+			case !firmware.Newer(m.Version.String(), running):
+				// A newer binary was installed by hand meanwhile.
+				rec.Pending = nil
+				coded := contract.Errorf(contract.CodeFirmwareDowngrade, "%s is not newer than the running %s", m.Version, running)
+				if err := ev(firmwareStatus(m.Version.String(), contract.FirmwareFailed, coded)); err != nil {
+					return err
+				}
 			default:
 				resume, resumeURL = &m, p.URL
 			}
