@@ -8,7 +8,7 @@ PKGS    := ./...
 FUZZTIME ?= 5s
 N       ?= 200
 
-.PHONY: help build test lint bench cross run test-arm crash powercut fuzz deps clean
+.PHONY: help build test lint bench cross release run run-update test-arm crash powercut fuzz deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,19 @@ cross: ## stripped static binaries for linux/arm (v6, v7) and linux/arm64
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/smartboxd-linux-arm64 ./cmd/smartboxd
 	@ls -l $(BIN)/smartboxd-linux-*
 
+release: ## the arm binaries with their signed manifests (RELEASE_KEY=path, VERSION=MAJOR.MINOR.PATCH)
+	@if [ -z "$(RELEASE_KEY)" ]; then \
+		echo "make release needs RELEASE_KEY=path to a release signing key. Make one, once, offline:"; \
+		echo "  go run ./cmd/smartboxd keygen -release -out release.key"; \
+		echo "and list the printed key in every box's trust.release_keys."; exit 2; fi
+	@if ! [[ "$(VERSION)" =~ ^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$$ ]]; then \
+		echo "make release needs VERSION=MAJOR.MINOR.PATCH, not $(VERSION)"; exit 2; fi
+	$(MAKE) cross VERSION=$(VERSION)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/smartboxd ./cmd/smartboxd
+	@for b in $(BIN)/smartboxd-linux-armv6 $(BIN)/smartboxd-linux-armv7 $(BIN)/smartboxd-linux-arm64; do \
+		$(BIN)/smartboxd release sign -key "$(RELEASE_KEY)" -version "$(VERSION)" $$b >/dev/null || exit 1; \
+		echo "$$b.manifest"; done
+
 test-arm: ## run the unit tests under qemu for arm and arm64
 	bash .ci/test-arm.sh
 
@@ -53,6 +66,13 @@ fuzz: ## run every fuzz target for FUZZTIME each
 run: build ## the simulated 8-bin box with its demo cloud, console on this terminal
 	@mkdir -p .run
 	@bin/democloud -listen 127.0.0.1:18830 -box demo-box & echo $$! > .run/democloud.pid; \
+	trap 'kill $$(cat .run/democloud.pid) 2>/dev/null; wait 2>/dev/null' EXIT; \
+	sleep 0.5; bin/smartboxd -config configs/sim.yaml
+
+run-update: build ## the demo, with the cloud pushing bin/smartboxd-update (built as 99.0.0) to the box
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=99.0.0' -o $(BIN)/smartboxd-update ./cmd/smartboxd
+	@mkdir -p .run
+	@bin/democloud -listen 127.0.0.1:18830 -box demo-box -update $(BIN)/smartboxd-update -update-version 99.0.0 & echo $$! > .run/democloud.pid; \
 	trap 'kill $$(cat .run/democloud.pid) 2>/dev/null; wait 2>/dev/null' EXIT; \
 	sleep 0.5; bin/smartboxd -config configs/sim.yaml
 

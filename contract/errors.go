@@ -90,6 +90,17 @@ const (
 	CodeKeyCodeRequired    = "key.code.required"   // a virtual key without a sealed key code while seal_codes is on
 )
 
+// The firmware codes of §11: an update refused or failed, and a trial
+// rolled back.
+const (
+	CodeFirmwareSignatureInvalid = "firmware.signature.invalid" // the manifest is no release key's JWS, or not a manifest
+	CodeFirmwareDownloadFailed   = "firmware.download_failed"   // the binary could not be fetched (or installed)
+	CodeFirmwareHashMismatch     = "firmware.hash_mismatch"     // the binary is not the size or SHA-256 the manifest signs
+	CodeFirmwareBusy             = "firmware.busy"              // an update is downloading, installing or on trial
+	CodeFirmwareDowngrade        = "firmware.downgrade"         // not newer than the running version, or below the floor
+	CodeFirmwareTrialFailed      = "firmware.trial_failed"      // a trial exited, hung or missed its deadline twice
+)
+
 // The reasons of code.rejected events (some are seed codes above too).
 const (
 	CodeKeypadLockedOut     = "keypad.locked_out"

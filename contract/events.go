@@ -65,6 +65,27 @@ const (
 	EventPowerLow       = "power.low"
 	EventPowerFault     = "power.fault"
 	EventPowerOK        = "power.ok"
+	EventFirmwareStatus = "firmware.status"
+)
+
+// FirmwareStatus is the data of a firmware.status event (§11). Error is
+// the failure, as "code: message", or null.
+type FirmwareStatus struct {
+	Version string  `json:"version"`
+	State   string  `json:"state"`
+	Error   *string `json:"error"`
+}
+
+// The states of a firmware.status event, in the order an update goes
+// through them.
+const (
+	FirmwareDownloading = "downloading"
+	FirmwareVerified    = "verified"
+	FirmwareInstalled   = "installed"
+	FirmwareTrial       = "trial"
+	FirmwareCommitted   = "committed"
+	FirmwareRolledBack  = "rolled_back"
+	FirmwareFailed      = "failed"
 )
 
 // StoreRestored is the data of store.restored: the database was found

@@ -15,8 +15,18 @@ type Status struct {
 	BootID  string `json:"boot_id"`
 	// SealKey is the box's X25519 public key, base64, that codes are
 	// sealed to (§7).
-	SealKey string     `json:"seal_key,omitempty"`
-	At      *time.Time `json:"at,omitempty"`
+	SealKey string `json:"seal_key,omitempty"`
+	// Firmware is what the box runs (§11); absent when the daemon has no
+	// firmware directory.
+	Firmware *Firmware  `json:"firmware,omitempty"`
+	At       *time.Time `json:"at,omitempty"`
+}
+
+// Firmware is the firmware part of the status: the committed version (the
+// one the box runs when no trial is on) and the version on trial, or null.
+type Firmware struct {
+	Committed string  `json:"committed"`
+	Trial     *string `json:"trial"`
 }
 
 // ErrBadAck is returned by ParseAck for a payload that is not an ack.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"smartboxd/contract"
+	"smartboxd/firmware"
 	"smartboxd/offline"
 	"smartboxd/store"
 	"sync"
@@ -76,6 +77,13 @@ type Config struct {
 	Limits contract.Limits
 	// Trust says whom the box obeys; the zero value trusts the broker.
 	Trust Trust
+	// Firmware takes firmware updates (§11); nil answers firmware.update
+	// with firmware.download_failed.
+	Firmware *firmware.Updater
+	// Relaunch is called on the loop once an update is installed: the
+	// daemon is to stop and start the installed binary again, which runs
+	// the new version's trial.
+	Relaunch func()
 
 	// RemovedRetention is how long a time-bound code the schedule removed
 	// is kept (as a keyed-hash tombstone) for a clock that jumped forward
@@ -133,6 +141,10 @@ type Box struct {
 	lastDue      time.Time    // when the timers were last looked at
 	offKey       *offline.Key // the offline key, nil when none is set
 	power        power        // the supply, as the power monitor last said
+
+	runCtx context.Context // Run's context, for the downloads it starts
+	fwBusy bool            // a firmware download or install is under way
+	fwDone sync.WaitGroup  // the download goroutine
 
 	mu         sync.Mutex // guards pub, storeFault and the settings copy State reads
 	pub        []contract.BinState
@@ -217,9 +229,12 @@ func New(cfg Config) (*Box, error) {
 // until ctx ends. A canceled context is not an error.
 func (b *Box) Run(ctx context.Context) error {
 	defer close(b.stopped)
+	defer b.fwDone.Wait()
+	b.runCtx = ctx
 	if err := b.start(); err != nil {
 		return err
 	}
+	b.firmwareStart()
 	wake := b.clock.NewTimer(time.Hour)
 	defer wake.Stop()
 	for {

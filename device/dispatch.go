@@ -29,6 +29,7 @@ var handlers = map[string]handler{
 	contract.TypeOfflineSetKey: (*Box).cmdOfflineSetKey,
 	contract.TypeOfflineRevoke: (*Box).cmdOfflineRevoke,
 	"security.clear_lockout":   (*Box).cmdClearLockout,
+	"firmware.update":          (*Box).cmdFirmwareUpdate,
 }
 
 // readOnly commands change nothing. They are answered from a read

@@ -7,6 +7,7 @@ import (
 	"smartboxd/console"
 	"smartboxd/contract"
 	"smartboxd/device"
+	"smartboxd/firmware"
 	"smartboxd/fob"
 	"smartboxd/internal/config"
 	"smartboxd/keypad"
@@ -56,6 +57,7 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"limits.max_keys", c.Limits.MaxKeys, device.DefaultMaxKeys},
 		{"limits.replies", c.Limits.Replies, store.DefaultReplies},
 		{"limits.removed_retention_s", time.Duration(c.Limits.RemovedRetentionS) * time.Second, device.DefaultRemovedRetention},
+		{"firmware.trial_s", c.Firmware.Trial(), firmware.DefaultTrial},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: config default %v, package default %v", tc.name, tc.got, tc.want)

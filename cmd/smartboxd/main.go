@@ -4,7 +4,8 @@
 //	smartboxd -config FILE          run until SIGINT or SIGTERM
 //	smartboxd -config FILE -check   validate the config and exit
 //	smartboxd -config FILE identity print the box's seal_key (made on first use)
-//	smartboxd keygen -out FILE      make a command signing key pair
+//	smartboxd keygen -out FILE      make a command signing key pair (-release: a release key)
+//	smartboxd release sign -key K -version V FILE   print FILE's manifest, write FILE.manifest
 //	smartboxd -version              print the version
 //	smartboxd -config FILE offline-code -key-file F -key-id K -mode pickup -hours 24 [-start T]
 //	                                print an offline code (contract §8)
@@ -20,6 +21,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"smartboxd/firmware"
 	"smartboxd/internal/config"
 )
 
@@ -58,6 +60,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "keygen" {
 		return keygenCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "release" {
+		return releaseCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("smartboxd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the config file (YAML)")
@@ -73,6 +78,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *path == "" {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("-config is required")}
+	}
+	if !*check && fs.NArg() == 0 {
+		// Before anything opens: newer firmware runs in this process's
+		// place (contract §11).
+		handover(*path, args, stderr)
 	}
 	cfg, err := config.Load(*path)
 	if err == nil {
@@ -105,5 +115,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, stderr)
+	err = serve(ctx, cfg, stderr)
+	if errors.Is(err, errRelaunch) {
+		stop()
+		return firmware.Relaunch(args)
+	}
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -52,6 +53,10 @@ type component struct {
 func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 	clock := clockwork.NewRealClock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var relaunching atomic.Bool
+	relaunch := func() { relaunching.Store(true); cancel() }
 
 	hw, err := openHardware(cfg, boardEnv)
 	if err != nil {
@@ -135,6 +140,11 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		return err
 	}
 
+	updater, err := newUpdater(cfg, clock, log.With("part", "firmware"))
+	if err != nil {
+		return err
+	}
+
 	var fb *keypad.Buzzer
 	if hw.buzzer != nil {
 		fb = keypad.NewBuzzer(hw.buzzer, clock, log.With("part", "buzzer"))
@@ -159,6 +169,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 		Trust:           trustCfg,
 		MaxKeys:         cfg.Limits.MaxKeys,
 		Mode:            map[bool]string{false: contract.ModeNormal, true: contract.ModeSafe}[safe],
+		Firmware:        updater,
+		Relaunch:        relaunch,
 		Store:           faults.store(db),
 		Locks:           bank,
 		Clock:           clock,
@@ -237,10 +249,13 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 
 	var link *mqttlink.Link
 	if cfg.MQTT.Broker != "" {
-		if link, err = newLink(cfg, box, db, bootID, identity.Public(), clock, log); err != nil {
+		if link, err = newLink(cfg, box, db, bootID, identity.Public(), updater.Status, clock, log); err != nil {
 			return err
 		}
 		comps = append(comps, component{"mqtt", link.Run})
+	}
+	if updater.OnTrial() {
+		comps = append(comps, component{"firmware trial", trialGate(updater, box, link, cfg.Firmware.Trial(), clock, relaunch, log.With("part", "firmware"))})
 	}
 
 	var stdioConsole func(context.Context)
@@ -294,10 +309,17 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	g.Go(guarded("supervise", halt, log, func() error { return supervise(gctx, box, log) }))
 	log.Info("smartboxd started", "box_id", cfg.BoxID, "version", version, "boot_id", bootID, "backend", cfg.Hardware.Backend, "bins", len(cfg.Hardware.Bins))
 	err = g.Wait()
-	sdnotify.Stopping()
+	if !relaunching.Load() {
+		// A relaunch keeps the service running: the same pid starts again.
+		sdnotify.Stopping()
+	}
 	bank.Halt()
 	if err != nil {
 		return err
+	}
+	if relaunching.Load() {
+		log.Info("smartboxd stopped to relaunch")
+		return errRelaunch
 	}
 	log.Info("smartboxd stopped")
 	return nil
@@ -532,7 +554,7 @@ func reopenLoop(ctx context.Context, log *slog.Logger, port serial.Port, open fu
 	}
 }
 
-func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey string, clock clockwork.Clock, log *slog.Logger) (*mqttlink.Link, error) {
+func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey string, fw func() contract.Firmware, clock clockwork.Clock, log *slog.Logger) (*mqttlink.Link, error) {
 	m := cfg.MQTT
 	pw, err := m.Password()
 	if err != nil {
@@ -542,7 +564,7 @@ func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey 
 		Broker: m.Broker, TopicPrefix: m.TopicPrefix, BoxID: cfg.BoxID, ClientID: m.ClientID,
 		Username: m.Username, Password: pw, Ack: m.Ack,
 		KeepAlive: time.Duration(m.KeepAliveS) * time.Second, InFlight: m.InFlight,
-		Version: version, BootID: bootID, SealKey: sealKey, Clock: clock, Logger: log.With("part", "mqtt"),
+		Version: version, BootID: bootID, SealKey: sealKey, Firmware: fw, Clock: clock, Logger: log.With("part", "mqtt"),
 	}
 	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
 		if lc.TLS, err = mqttlink.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile); err != nil {

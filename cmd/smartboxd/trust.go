@@ -70,6 +70,7 @@ func keygenCommand(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "the file to write the private key to (mode 0600; must not exist)")
 	name := fs.String("name", "cloud", "the key's name, its kid")
 	role := fs.String("role", "admin", "the role of the printed trust.keys entry")
+	release := fs.Bool("release", false, "a release key, which signs firmware manifests: print the trust.release_keys entry")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: errors.New("")}
 	}
@@ -86,6 +87,10 @@ func keygenCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := atomicfile.Create(*out, []byte(trust.EncodePrivateKey(priv)), 0o600); err != nil {
 		return fmt.Errorf("keygen: %w", err)
+	}
+	if *release {
+		fmt.Fprintf(stdout, "trust:\n  release_keys: [\"%s\"]\n", trust.EncodePublicKey(pub))
+		return nil
 	}
 	fmt.Fprintf(stdout, "trust:\n  keys:\n    - {name: %s, ed25519: \"%s\", roles: [%s]}\n", *name, trust.EncodePublicKey(pub), *role)
 	return nil

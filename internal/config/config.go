@@ -23,7 +23,18 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	Log      Log      `yaml:"log"`
 	Trust    Trust    `yaml:"trust"`
+	Firmware Firmware `yaml:"firmware"`
 }
+
+// Firmware tunes firmware updates (contract §11).
+type Firmware struct {
+	// TrialS is how long a new version has, from its start, to be online
+	// and acked by the cloud before the start counts as failed; default 120.
+	TrialS int `yaml:"trial_s"`
+}
+
+// Trial is TrialS as a duration.
+func (f Firmware) Trial() time.Duration { return s(f.TrialS) }
 
 // Trust says whom the box obeys (contract §7).
 type Trust struct {

@@ -85,7 +85,8 @@ func Default() *Config {
 
 			RemovedRetentionS: 7 * 24 * 3600,
 		},
-		Log: Log{Level: "info"},
+		Log:      Log{Level: "info"},
+		Firmware: Firmware{TrialS: 120},
 	}
 }
 

@@ -561,4 +561,5 @@ func (c *Config) checkNumbers(v *checker) {
 	v.positive("limits.replies", c.Limits.Replies)
 	v.between("limits.removed_retention_s", c.Limits.RemovedRetentionS, 1, 366*86400)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.between("firmware.trial_s", c.Firmware.TrialS, 1, 3600)
 }

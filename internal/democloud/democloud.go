@@ -50,9 +50,12 @@ type Config struct {
 	BoxID     string
 	Prefix    string // topic prefix, default "smartbox"
 	Provision bool   // send the demo's keys and codes when the box is online
-	Out       io.Writer
-	Logger    *slog.Logger
-	Now       func() time.Time // the clock offline codes start at; default time.Now
+	// Update, when its File is set, is pushed to the box when it comes
+	// online running another version.
+	Update Update
+	Out    io.Writer
+	Logger *slog.Logger
+	Now    func() time.Time // the clock offline codes start at; default time.Now
 }
 
 // OfflineKey is the demo's offline key. It is fixed and public: a demo
@@ -99,6 +102,7 @@ type Cloud struct {
 	// counter is the last counter signed; it starts at the time in
 	// milliseconds so that it keeps rising across restarts of the cloud.
 	counter uint64
+	update  *update
 }
 
 // Start starts the broker and the cloud client on it.
@@ -121,6 +125,14 @@ func Start(cfg Config) (*Cloud, error) {
 	}
 	c := &Cloud{cfg: cfg, srv: srv, topics: contract.TopicsFor(cfg.Prefix, cfg.BoxID), work: make(chan func(), 4096),
 		key: demoKey(), counter: uint64(time.Now().UnixMilli())}
+	if cfg.Update.File != "" {
+		u, err := startUpdate(cfg.Update)
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		c.update = u
+	}
 	go c.loop()
 	subs := []struct {
 		topic string
@@ -148,6 +160,9 @@ func Start(cfg Config) (*Cloud, error) {
 // Close stops the broker.
 func (c *Cloud) Close() error {
 	err := c.srv.Close()
+	if c.update != nil {
+		c.update.srv.Close()
+	}
 	close(c.work)
 	return err
 }
@@ -239,6 +254,10 @@ func (c *Cloud) onStatus(payload []byte) {
 			c.send(cmd, sealTo)
 		}
 		c.printOfflineCodes()
+	}
+	if c.update != nil && st.Version != c.update.version && (st.Firmware == nil || st.Firmware.Trial == nil) {
+		c.printf("cloud   pushing firmware %s from %s, signed by the demo release key", c.update.version, c.update.url)
+		c.send(c.update.command(), nil)
 	}
 }
 

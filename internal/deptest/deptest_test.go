@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"internal/sysclock":              {},
 	"internal/sdnotify":              {},
 	"internal/mqtttest":              {},
-	"internal/democloud":             {"contract", "offline", "trust"},
+	"internal/democloud":             {"contract", "firmware", "offline", "trust"},
 	"internal/deptest":               {},
 	"contract":                       {},
 	"store":                          {"contract", "internal/atomicfile"},
@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"power":                          {},
 	"fob":                            {"internal/wiegand"},
 	"keypad":                         {"internal/wiegand"},
-	"device":                         {"contract", "internal/weekly", "offline", "store", "trust"},
+	"device":                         {"contract", "firmware", "internal/weekly", "offline", "store", "trust"},
 	"sync/mqttlink":                  {"contract", "store"},
 	"console":                        {"contract", "device", "fob", "store"},
 	"cmd/democloud":                  {"internal/democloud"},
@@ -42,6 +42,7 @@ var allowed = map[string][]string{
 
 	"internal/atomicfile": {},
 	"trust":               {"internal/atomicfile"},
+	"firmware":            {"contract", "internal/atomicfile", "trust"},
 }
 
 type pkg struct {

@@ -133,6 +133,9 @@ type Config struct {
 	Version string // published in the status
 	BootID  string // published in the status
 	SealKey string // published in the status: the box's X25519 public key
+	// Firmware, when set, gives the firmware member of the status (§11);
+	// StatusChanged publishes the status again after it changed.
+	Firmware func() contract.Firmware
 
 	Clock  clockwork.Clock // default the real clock
 	Logger *slog.Logger    // default discards
@@ -148,6 +151,7 @@ type Stats struct {
 	Reconnects int    // connections made after the first
 	LastError  string // the last connection failure, "" if none
 	Replies    int    // command replies waiting for the link to come back
+	Acks       uint64 // valid events/acks taken from the cloud since Run started (acks taken together count once)
 }
 
 // Link is the box's MQTT link. Its Run keeps the connection, drains the
@@ -169,6 +173,7 @@ type Link struct {
 
 	connects atomic.Uint64 // OnConnect calls so far
 	connSig  chan struct{} // to the main loop: the connection changed
+	statSig  chan struct{} // to the main loop: publish the status again
 	cmdWake  chan struct{} // to the command worker: connected
 	cmds     cmdQueue
 	acks     ackInbox
@@ -254,6 +259,7 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 		topics:  contract.TopicsFor(cfg.TopicPrefix, cfg.BoxID),
 		broker:  u.Redacted(),
 		connSig: make(chan struct{}, 1),
+		statSig: make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		cmdWake: make(chan struct{}, 1),
 	}
@@ -279,6 +285,10 @@ func (l *Link) Stats() Stats {
 	}
 	return s
 }
+
+// StatusChanged publishes the retained status again, while connected (the
+// firmware member changed: a trial was committed).
+func (l *Link) StatusChanged() { signal(l.statSig) }
 
 // pahoClient returns the paho client once Run has made it, for readers
 // other than Run's goroutines.

@@ -101,6 +101,11 @@ func (l *Link) mainLoop(ctx context.Context) {
 			return
 		case <-l.connSig:
 			l.connectionChanged()
+		case <-l.statSig:
+			if s.up {
+				now := l.clock.Now()
+				l.client.Publish(l.topics.Status, 1, true, l.statusPayload(true, &now))
+			}
 		case <-l.box.Appended():
 			l.drain()
 		case <-l.box.Changed():
@@ -271,6 +276,9 @@ func (l *Link) takeAcks() {
 	if !ok {
 		return
 	}
+	l.mu.Lock()
+	l.stats.Acks++
+	l.mu.Unlock()
 	// The cloud cannot have stored what was not published.
 	seq = min(seq, s.maxPublished)
 	if seq <= s.acked {

@@ -22,6 +22,10 @@ func eventSeq(payload []byte) uint64 {
 // written when the connection is made, not when it is lost.
 func (l *Link) statusPayload(online bool, at *time.Time) []byte {
 	s := contract.Status{Online: online, Version: l.cfg.Version, BootID: l.cfg.BootID, SealKey: l.cfg.SealKey}
+	if l.cfg.Firmware != nil {
+		f := l.cfg.Firmware()
+		s.Firmware = &f
+	}
 	if at != nil {
 		t := at.UTC().Truncate(time.Millisecond)
 		s.At = &t
