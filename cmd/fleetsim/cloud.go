@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +37,7 @@ type cloud struct {
 
 	mu       sync.Mutex
 	boxes    map[string]*boxView
-	onlines  []time.Time // the arrival of every "online":true
-	badEvent int         // event payloads that were not events
+	badEvent int // event payloads that were not events
 	acksSent int
 }
 
@@ -197,7 +195,6 @@ func (c *cloud) onEvent(_ mqtt.Client, m mqtt.Message) {
 // onControl takes statuses and replies.
 func (c *cloud) onControl(_ mqtt.Client, m mqtt.Message) {
 	id := boxOf(m.Topic())
-	now := time.Now()
 	if strings.HasSuffix(m.Topic(), "/status") {
 		var s contract.Status
 		if json.Unmarshal(m.Payload(), &s) != nil {
@@ -208,7 +205,6 @@ func (c *cloud) onControl(_ mqtt.Client, m mqtt.Message) {
 		v := c.view(id)
 		switch {
 		case s.Online && !m.Retained():
-			c.onlines = append(c.onlines, now)
 			v.online, v.session = true, max(v.session, s.Session)
 		case s.Online:
 			v.session = max(v.session, s.Session)
@@ -322,14 +318,6 @@ func (c *cloud) onlineCount(ids []string) int {
 		}
 	}
 	return n
-}
-
-// connectsSince are the arrival times of "online":true statuses from t on.
-func (c *cloud) connectsSince(t time.Time) []time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i, _ := slices.BinarySearchFunc(c.onlines, t, func(a, b time.Time) int { return a.Compare(b) })
-	return slices.Clone(c.onlines[i:])
 }
 
 // delivered is, for box id, the seqs up to which everything arrived, how

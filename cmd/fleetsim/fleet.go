@@ -55,6 +55,57 @@ type fleet struct {
 	res    *result
 	cancel context.CancelFunc // of the running traffic, if any
 	trWG   sync.WaitGroup
+
+	// The boxes' reconnects, as their links count them (sampleConnects).
+	connMu   sync.Mutex
+	connects []time.Time
+	stopSamp chan struct{}
+	sampDone chan struct{}
+}
+
+// sampleConnects notes, every 20 ms, each reconnect the boxes' links
+// counted since the last look: the times of the reconnect storm, seen
+// from the boxes (the cloud's own reconnect would bunch the statuses it
+// receives).
+func (f *fleet) sampleConnects() {
+	defer close(f.sampDone)
+	last := make([]int, len(f.boxes))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stopSamp:
+			return
+		case now := <-t.C:
+			var add []time.Time
+			for i, b := range f.boxes {
+				if n := b.link.Stats().Reconnects; n > last[i] {
+					for range n - last[i] {
+						add = append(add, now)
+					}
+					last[i] = n
+				}
+			}
+			if len(add) > 0 {
+				f.connMu.Lock()
+				f.connects = append(f.connects, add...)
+				f.connMu.Unlock()
+			}
+		}
+	}
+}
+
+// reconnectsSince are the reconnect times noted from t on.
+func (f *fleet) reconnectsSince(t time.Time) []time.Time {
+	f.connMu.Lock()
+	defer f.connMu.Unlock()
+	var out []time.Time
+	for _, c := range f.connects {
+		if !c.Before(t) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // runFleet runs every scenario of kind's broker on a fleet of o.n boxes.
@@ -114,6 +165,11 @@ func (f *fleet) brokerList(i int) []string {
 
 func (f *fleet) stopBoxes() {
 	f.stopTraffic()
+	if f.stopSamp != nil {
+		close(f.stopSamp)
+		<-f.sampDone
+		f.stopSamp = nil
+	}
 	var wg sync.WaitGroup
 	for _, b := range f.boxes {
 		wg.Add(1)
@@ -175,6 +231,8 @@ func (f *fleet) ramp(ctx context.Context, dir string) error {
 	}
 	err := f.waitFor(ctx, "every box online", func() bool { return f.cloud.onlineCount(f.ids) == len(f.ids) })
 	f.res.TimeToAllOnlineS = time.Since(t0).Seconds()
+	f.stopSamp, f.sampDone = make(chan struct{}), make(chan struct{})
+	go f.sampleConnects()
 	f.res.RSSPerBoxK = rssKiB() / f.o.n
 	return err
 }
@@ -282,10 +340,8 @@ func (f *fleet) storm(ctx context.Context) error {
 		return true
 	})
 	back := time.Since(t0)
-	// The connects of the storm are those of the boxes that moved; the
-	// window is closed once they are all back.
 	f.res.BackOnlineS = back.Seconds()
-	f.res.PeakConnectsPerS = peakPerSecond(f.cloud.connectsSince(t0.Add(-f.o.down)), t0)
+	f.res.PeakConnectsPerS = peakPerSecond(f.reconnectsSince(t0.Add(-f.o.down-time.Second)), t0)
 	f.res.PeakShare = float64(f.res.PeakConnectsPerS) / float64(len(f.boxes))
 	now := f.sessions()
 	for i := range now {

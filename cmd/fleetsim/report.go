@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -84,7 +85,7 @@ func peakPerSecond(ts []time.Time, t0 time.Time) int {
 	buckets := map[int64]int{}
 	peak := 0
 	for _, t := range ts {
-		b := int64(t.Sub(t0) / time.Second)
+		b := int64(math.Floor(t.Sub(t0).Seconds()))
 		buckets[b]++
 		peak = max(peak, buckets[b])
 	}
