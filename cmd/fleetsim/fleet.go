@@ -47,14 +47,16 @@ func (b *brokers) close() error {
 
 // fleet is one run: the brokers, the cloud and the boxes.
 type fleet struct {
-	o      options
-	br     *brokers
-	cloud  *cloud
-	boxes  []*simBox
-	ids    []string
-	res    *result
-	cancel context.CancelFunc // of the running traffic, if any
-	trWG   sync.WaitGroup
+	o     options
+	br    *brokers
+	cloud *cloud
+	boxes []*simBox
+	ids   []string
+	res   *result
+	// brokerDir holds the brokers' files; their command lines name it.
+	brokerDir string
+	cancel    context.CancelFunc // of the running traffic, if any
+	trWG      sync.WaitGroup
 
 	// The boxes' reconnects, as their links count them (sampleConnects).
 	connMu   sync.Mutex
@@ -117,7 +119,7 @@ func runFleet(ctx context.Context, o options, kind string) (*result, error) {
 		return nil, err
 	}
 	defer br.close()
-	f := &fleet{o: o, br: br, res: &result{Brokers: br.urls}}
+	f := &fleet{o: o, br: br, brokerDir: filepath.Join(dir, "broker"), res: &result{Brokers: br.urls}}
 	f.cloud, err = newCloud(cloudOptions{url: br.urls[0], shared: br.shared, subscribers: o.subscribers, tag: kind})
 	if err != nil {
 		return nil, err
@@ -234,6 +236,7 @@ func (f *fleet) ramp(ctx context.Context, dir string) error {
 	f.stopSamp, f.sampDone = make(chan struct{}), make(chan struct{})
 	go f.sampleConnects()
 	f.res.RSSPerBoxK = rssKiB() / f.o.n
+	f.res.BrokerRSSPerBoxK = brokerRSSKiB(f.brokerDir) / f.o.n
 	return err
 }
 
@@ -268,13 +271,25 @@ func (f *fleet) provisionAll(context.Context) error {
 // steady runs guest traffic for o.steady, which then goes on in the
 // background through the storm.
 func (f *fleet) steady(ctx context.Context) error {
+	before := f.written()
+	t0 := time.Now()
 	f.startTraffic()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(f.o.steady):
 	}
+	f.res.SteadyEventsPerS = float64(f.written()-before) / time.Since(t0).Seconds()
 	return nil
+}
+
+// written is how many events the boxes have written so far.
+func (f *fleet) written() uint64 {
+	var n uint64
+	for _, b := range f.boxes {
+		n += b.outbox().LastSeq
+	}
+	return n
 }
 
 // sessions is every box's current session number, as its link reports it.

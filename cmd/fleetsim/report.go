@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,15 +34,19 @@ type result struct {
 	OutageBacklog int     `json:"outage_backlog,omitempty"` // events waiting in the outboxes
 	OutageDrainS  float64 `json:"outage_drain_s,omitempty"` // from the broker's return to every outbox empty
 
-	Produced   uint64   `json:"events_produced"`
-	Delivered  uint64   `json:"events_delivered"` // distinct seqs the cloud got
-	Lost       uint64   `json:"events_lost"`
-	Duplicated int      `json:"events_duplicated"`
-	CmdP50Ms   float64  `json:"cmd_rtt_p50_ms"`
-	CmdP99Ms   float64  `json:"cmd_rtt_p99_ms"`
-	CmdFailed  int      `json:"cmd_failed"`
-	RSSPerBoxK int      `json:"rss_per_box_kib"`
-	Notes      []string `json:"notes,omitempty"`
+	Produced   uint64  `json:"events_produced"`
+	Delivered  uint64  `json:"events_delivered"` // distinct seqs the cloud got
+	Lost       uint64  `json:"events_lost"`
+	Duplicated int     `json:"events_duplicated"`
+	CmdP50Ms   float64 `json:"cmd_rtt_p50_ms"`
+	CmdP99Ms   float64 `json:"cmd_rtt_p99_ms"`
+	CmdFailed  int     `json:"cmd_failed"`
+	RSSPerBoxK int     `json:"rss_per_box_kib"`
+	// BrokerRSSPerBoxK is the broker processes' RSS over N, all online.
+	BrokerRSSPerBoxK int `json:"broker_rss_per_box_kib"`
+	// SteadyEventsPerS is the event rate of the steady traffic.
+	SteadyEventsPerS float64  `json:"steady_events_per_s"`
+	Notes            []string `json:"notes,omitempty"`
 }
 
 func printResult(w io.Writer, kind string, r *result) {
@@ -61,7 +67,8 @@ func printResult(w io.Writer, kind string, r *result) {
 	row("events lost", strconv.FormatUint(r.Lost, 10))
 	row("events duplicated", strconv.Itoa(r.Duplicated))
 	row("command round trip p50 / p99", fmt.Sprintf("%.1f ms / %.1f ms (%d failed)", r.CmdP50Ms, r.CmdP99Ms, r.CmdFailed))
-	row("RSS per box", fmt.Sprintf("%d KiB", r.RSSPerBoxK))
+	row("steady traffic", fmt.Sprintf("%.0f events/s", r.SteadyEventsPerS))
+	row("RSS per box", fmt.Sprintf("%d KiB (the brokers: %d KiB per box)", r.RSSPerBoxK, r.BrokerRSSPerBoxK))
 	for _, n := range r.Notes {
 		row("note", n)
 	}
@@ -93,8 +100,31 @@ func peakPerSecond(ts []time.Time, t0 time.Time) int {
 }
 
 // rssKiB reads this process's resident set size.
-func rssKiB() int {
-	raw, err := os.ReadFile("/proc/self/status")
+func rssKiB() int { return procRSS("self") }
+
+// brokerRSSKiB sums the resident set sizes of the processes whose command
+// line names dir: the broker processes of a run.
+func brokerRSSKiB(dir string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	total := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmd, []byte(dir)) {
+			total += procRSS(e.Name())
+		}
+	}
+	return total
+}
+
+// procRSS reads the VmRSS of a /proc entry, in KiB.
+func procRSS(pid string) int {
+	raw, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
 	if err != nil {
 		return 0
 	}
