@@ -320,6 +320,26 @@ func (c *cloud) onlineCount(ids []string) int {
 	return n
 }
 
+// missing counts the seqs from 1 to upto that never arrived from box id.
+func (c *cloud) missing(id string, upto uint64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.boxes[id]
+	if v == nil {
+		return upto
+	}
+	if upto <= v.contig {
+		return 0
+	}
+	n := upto - v.contig
+	for s := range v.beyond {
+		if s <= upto {
+			n--
+		}
+	}
+	return n
+}
+
 // delivered is, for box id, the seqs up to which everything arrived, how
 // many distinct seqs arrived and the duplicates.
 func (c *cloud) delivered(id string) (contig uint64, distinct int, dups int) {

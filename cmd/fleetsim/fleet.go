@@ -466,13 +466,16 @@ func (f *fleet) drainAll(ctx context.Context) error {
 // count fills in the event figures from the boxes' stores and the cloud.
 func (f *fleet) count() {
 	r := f.res
-	r.Produced, r.Delivered, r.Duplicated = 0, 0, 0
+	r.Produced, r.Delivered, r.Duplicated, r.Lost, r.Undelivered = 0, 0, 0, 0, 0
 	for _, b := range f.boxes {
 		s := b.outbox()
 		_, distinct, dups := f.cloud.delivered(b.id)
 		r.Produced += s.LastSeq
 		r.Delivered += uint64(distinct)
 		r.Duplicated += dups
+		// Lost: let go of by the box (acked, or dropped on an overflow)
+		// and never seen by the cloud.
+		r.Lost += f.cloud.missing(b.id, s.LastSeq-uint64(s.Depth))
 	}
-	r.Lost = r.Produced - min(r.Delivered, r.Produced)
+	r.Undelivered = r.Produced - min(r.Delivered, r.Produced)
 }

@@ -45,8 +45,8 @@ func TestSmallFleet(t *testing.T) {
 			switch {
 			case r == nil:
 				t.Fatalf("no %s result in %+v", tc.broker, rep)
-			case r.Produced == 0 || r.Delivered != r.Produced || r.Lost != 0:
-				t.Errorf("events produced %d, delivered %d, lost %d", r.Produced, r.Delivered, r.Lost)
+			case r.Produced == 0 || r.Delivered != r.Produced || r.Lost != 0 || r.Undelivered != 0:
+				t.Errorf("events produced %d, delivered %d, lost %d, undelivered %d", r.Produced, r.Delivered, r.Lost, r.Undelivered)
 			case r.StormReconnected == 0:
 				t.Errorf("no box reconnected in the storm (%s)", r.Storm)
 			case r.CmdFailed != 0 || r.CmdP50Ms <= 0:

@@ -34,14 +34,16 @@ type result struct {
 	OutageBacklog int     `json:"outage_backlog,omitempty"` // events waiting in the outboxes
 	OutageDrainS  float64 `json:"outage_drain_s,omitempty"` // from the broker's return to every outbox empty
 
-	Produced   uint64  `json:"events_produced"`
-	Delivered  uint64  `json:"events_delivered"` // distinct seqs the cloud got
-	Lost       uint64  `json:"events_lost"`
-	Duplicated int     `json:"events_duplicated"`
-	CmdP50Ms   float64 `json:"cmd_rtt_p50_ms"`
-	CmdP99Ms   float64 `json:"cmd_rtt_p99_ms"`
-	CmdFailed  int     `json:"cmd_failed"`
-	RSSPerBoxK int     `json:"rss_per_box_kib"`
+	Produced  uint64 `json:"events_produced"`
+	Delivered uint64 `json:"events_delivered"` // distinct seqs the cloud got
+	Lost      uint64 `json:"events_lost"`
+	// Undelivered are still in the outboxes: 0 once the fleet drained.
+	Undelivered uint64  `json:"events_undelivered"`
+	Duplicated  int     `json:"events_duplicated"`
+	CmdP50Ms    float64 `json:"cmd_rtt_p50_ms"`
+	CmdP99Ms    float64 `json:"cmd_rtt_p99_ms"`
+	CmdFailed   int     `json:"cmd_failed"`
+	RSSPerBoxK  int     `json:"rss_per_box_kib"`
 	// BrokerRSSPerBoxK is the broker processes' RSS over N, all online.
 	BrokerRSSPerBoxK int `json:"broker_rss_per_box_kib"`
 	// SteadyEventsPerS is the event rate of the steady traffic.
@@ -65,6 +67,7 @@ func printResult(w io.Writer, kind string, r *result) {
 	row("events produced", strconv.FormatUint(r.Produced, 10))
 	row("events delivered", strconv.FormatUint(r.Delivered, 10))
 	row("events lost", strconv.FormatUint(r.Lost, 10))
+	row("events undelivered (in outboxes)", strconv.FormatUint(r.Undelivered, 10))
 	row("events duplicated", strconv.Itoa(r.Duplicated))
 	row("command round trip p50 / p99", fmt.Sprintf("%.1f ms / %.1f ms (%d failed)", r.CmdP50Ms, r.CmdP99Ms, r.CmdFailed))
 	row("steady traffic", fmt.Sprintf("%.0f events/s", r.SteadyEventsPerS))
