@@ -356,7 +356,7 @@ func (f *fleet) storm(ctx context.Context) error {
 	})
 	back := time.Since(t0)
 	f.res.BackOnlineS = back.Seconds()
-	f.res.PeakConnectsPerS = peakPerSecond(f.reconnectsSince(t0.Add(-f.o.down-time.Second)), t0)
+	f.res.StormSeries, f.res.PeakConnectsPerS = perSecond(f.reconnectsSince(t0.Add(-f.o.down-time.Second)), t0)
 	f.res.PeakShare = float64(f.res.PeakConnectsPerS) / float64(len(f.boxes))
 	now := f.sessions()
 	for i := range now {

@@ -28,8 +28,11 @@ type result struct {
 	StormReconnected int     `json:"storm_reconnected"`   // boxes that made a new session
 	PeakConnectsPerS int     `json:"peak_connects_per_s"` // in any one-second bucket
 	PeakShare        float64 `json:"peak_share"`          // of the fleet
-	BackOnlineS      float64 `json:"back_online_s"`       // from the broker's return (or the kill)
-	StaleWills       int     `json:"stale_wills"`         // wills of older sessions the cloud ignored
+	// StormSeries counts the reconnects per second: the first entry those
+	// before the broker's return (or the kill), then one a second.
+	StormSeries []int   `json:"storm_series"`
+	BackOnlineS float64 `json:"back_online_s"` // from the broker's return (or the kill)
+	StaleWills  int     `json:"stale_wills"`   // wills of older sessions the cloud ignored
 
 	OutageBacklog int     `json:"outage_backlog,omitempty"` // events waiting in the outboxes
 	OutageDrainS  float64 `json:"outage_drain_s,omitempty"` // from the broker's return to every outbox empty
@@ -90,16 +93,18 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// peakPerSecond is the most arrivals in any one-second bucket from t0 on.
-func peakPerSecond(ts []time.Time, t0 time.Time) int {
-	buckets := map[int64]int{}
-	peak := 0
+// perSecond buckets ts into seconds from t0 (the first bucket holds what
+// came before t0) and returns the counts and the largest.
+func perSecond(ts []time.Time, t0 time.Time) (series []int, peak int) {
 	for _, t := range ts {
-		b := int64(math.Floor(t.Sub(t0).Seconds()))
-		buckets[b]++
-		peak = max(peak, buckets[b])
+		b := max(int(math.Floor(t.Sub(t0).Seconds()))+1, 0)
+		for len(series) <= b {
+			series = append(series, 0)
+		}
+		series[b]++
+		peak = max(peak, series[b])
 	}
-	return peak
+	return series, peak
 }
 
 // rssKiB reads this process's resident set size.
