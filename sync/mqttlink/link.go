@@ -83,7 +83,10 @@ const (
 	// zero up to ReconnectMin doubled once per failed attempt in a row, at
 	// most ReconnectMax.
 	DefaultReconnectMin = time.Second
-	DefaultReconnectMax = time.Minute
+	// DefaultConnectTimeout is how long an attempt waits for the broker's
+	// CONNACK.
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultReconnectMax   = time.Minute
 
 	// MaxReplies is how many replies wait in memory for the link to come
 	// back; beyond it the oldest is let go (the box keeps every reply by
@@ -93,7 +96,7 @@ const (
 	// take the "online":false status.
 	StopTimeout = 2 * time.Second
 
-	connectTimeout    = 10 * time.Second
+	dialTimeout       = 10 * time.Second
 	writeTimeout      = 10 * time.Second
 	subscribeTimeout  = 10 * time.Second
 	disconnectQuiesce = 250 // milliseconds
@@ -147,6 +150,11 @@ type Config struct {
 	// The first connect after Run starts waits up to ReconnectMin too, so a
 	// fleet powered on together spreads out. Defaults 1 s and 60 s.
 	ReconnectMin, ReconnectMax time.Duration
+	// ConnectTimeout is how long an attempt waits for the broker to accept
+	// the connection; default 30 s. A broker cluster under a reconnect
+	// storm can take seconds per CONNECT, and an attempt given up too early
+	// still costs it the session setup, then a takeover by the next one.
+	ConnectTimeout time.Duration
 	// Rand returns a random number in [0, 1) for the jitter; default
 	// math/rand/v2's Float64. Run calls it from one goroutine.
 	Rand func() float64
@@ -306,6 +314,7 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 	def(&cfg.StateInterval, DefaultStateInterval)
 	def(&cfg.ReconnectMin, DefaultReconnectMin)
 	def(&cfg.ReconnectMax, DefaultReconnectMax)
+	def(&cfg.ConnectTimeout, DefaultConnectTimeout)
 	if cfg.ReconnectMax < cfg.ReconnectMin {
 		return nil, fmt.Errorf("%w: reconnect_max: %v is below the least wait %v", ErrInvalidConfig, cfg.ReconnectMax, cfg.ReconnectMin)
 	}
@@ -462,7 +471,7 @@ func (l *Link) keepConnected(ctx context.Context) {
 		select {
 		case <-tok.Done():
 		case <-ctx.Done():
-			tok.WaitTimeout(connectTimeout) // stop disconnects what it made
+			tok.WaitTimeout(StopTimeout) // stop disconnects what it made
 			return
 		}
 		if err := tok.Error(); err != nil {
@@ -510,8 +519,8 @@ func (l *Link) pahoOptions(b brokerURL, n uint64, lost chan struct{}) *mqtt.Clie
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true).
 		SetKeepAlive(l.cfg.KeepAlive).
-		SetConnectTimeout(connectTimeout).
-		SetDialer(&net.Dialer{Timeout: connectTimeout}).
+		SetConnectTimeout(l.cfg.ConnectTimeout).
+		SetDialer(&net.Dialer{Timeout: dialTimeout}).
 		SetWriteTimeout(writeTimeout).
 		SetConnectRetry(false).
 		SetAutoReconnect(false).
