@@ -83,10 +83,10 @@ const (
 	// zero up to ReconnectMin doubled once per failed attempt in a row, at
 	// most ReconnectMax.
 	DefaultReconnectMin = time.Second
+	DefaultReconnectMax = time.Minute
 	// DefaultConnectTimeout is how long an attempt waits for the broker's
 	// CONNACK.
 	DefaultConnectTimeout = 30 * time.Second
-	DefaultReconnectMax   = time.Minute
 
 	// MaxReplies is how many replies wait in memory for the link to come
 	// back; beyond it the oldest is let go (the box keeps every reply by
