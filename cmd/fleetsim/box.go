@@ -50,9 +50,12 @@ type boxOptions struct {
 	log        *slog.Logger
 }
 
+// boxID is the id of box i.
+func boxID(i int) string { return fmt.Sprintf("fleet-%05d", i) }
+
 // startBox opens box i's store and starts its decision loop and link.
 func startBox(i int, o boxOptions) (*simBox, error) {
-	id := fmt.Sprintf("fleet-%05d", i)
+	id := boxID(i)
 	db, err := store.Open(filepath.Join(o.dir, id), store.Options{BoxID: id, NoSync: !o.fsync})
 	if err != nil {
 		return nil, fmt.Errorf("box %s: %w", id, err)

@@ -57,10 +57,11 @@ type boxView struct {
 
 // cloudOptions say how the cloud connects.
 type cloudOptions struct {
-	url         string // the broker (node) the cloud uses
-	shared      bool   // the broker has shared subscriptions
-	subscribers int    // event subscribers in the shared group
-	tag         string // makes the client ids unique per run
+	url         string   // the broker (node) the cloud uses
+	shared      bool     // the broker has shared subscriptions
+	subscribers int      // event subscribers: the shared group, or each a slice of boxes
+	boxes       []string // the box ids, for subscribers without shared subscriptions
+	tag         string   // makes the client ids unique per run
 }
 
 func dialCloud(url, id string, onConnect func(mqtt.Client)) (mqtt.Client, error) {
@@ -93,21 +94,29 @@ func newCloud(o cloudOptions) (*cloud, error) {
 		return nil, err
 	}
 	c := &cloud{priv: priv, boxes: map[string]*boxView{}, stopAck: make(chan struct{}), ackDone: make(chan struct{})}
-	events := prefix + "/+/events"
-	n := 1
-	if o.shared {
-		events, n = "$share/cloud/"+events, max(o.subscribers, 1)
-	}
+	// With shared subscriptions the broker spreads the events over the
+	// group; without, each subscriber takes a slice of the fleet by
+	// subscribing to its boxes' topics one by one.
+	n := max(o.subscribers, 1)
 	for i := range n {
+		filters := map[string]byte{}
+		switch {
+		case o.shared:
+			filters["$share/cloud/"+prefix+"/+/events"] = 1
+		default:
+			for k := i; k < len(o.boxes); k += n {
+				filters[prefix+"/"+o.boxes[k]+"/events"] = 1
+			}
+		}
 		sub, err := dialCloud(o.url, fmt.Sprintf("cloud-%s-events-%d", o.tag, i), func(mc mqtt.Client) {
-			mc.Subscribe(events, 1, c.onEvent) // renewed on every connect; checked below the first time
+			mc.SubscribeMultiple(filters, c.onEvent) // renewed on every connect; checked below the first time
 		})
 		if err != nil {
 			c.close()
 			return nil, err
 		}
 		c.subs = append(c.subs, sub)
-		if err := waitToken(sub.Subscribe(events, 1, c.onEvent), "subscribe "+events); err != nil {
+		if err := waitToken(sub.SubscribeMultiple(filters, c.onEvent), "subscribe to events"); err != nil {
 			c.close()
 			return nil, err
 		}

@@ -120,7 +120,11 @@ func runFleet(ctx context.Context, o options, kind string) (*result, error) {
 	}
 	defer br.close()
 	f := &fleet{o: o, br: br, brokerDir: filepath.Join(dir, "broker"), res: &result{Brokers: br.urls}}
-	f.cloud, err = newCloud(cloudOptions{url: br.urls[0], shared: br.shared, subscribers: o.subscribers, tag: kind})
+	ids := make([]string, o.n)
+	for i := range ids {
+		ids[i] = boxID(i)
+	}
+	f.cloud, err = newCloud(cloudOptions{url: br.urls[0], shared: br.shared, subscribers: o.subscribers, boxes: ids, tag: kind})
 	if err != nil {
 		return nil, err
 	}

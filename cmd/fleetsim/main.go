@@ -45,7 +45,7 @@
 // was lost.
 //
 // Each box uses the link's defaults (in-flight window 512, reconnect
-// backoff 1 s to 60 s) except -ack-timeout; stores skip fsync unless
+// backoff 1 s to 60 s, ack timeout 60 s); stores skip fsync unless
 // -fsync, since a thousand boxes share one disk here and not in the field.
 // Raise the file descriptor limit first (ulimit -n): a box holds its
 // database and its connection; make fleet does.
@@ -89,7 +89,7 @@ func defaultOptions() options {
 	return options{
 		n: 1000, brokers: []string{"mosquitto", "rabbitmq"},
 		rampRate: 200, rate: 200, steady: 30 * time.Second, down: 10 * time.Second,
-		outageSteps: 30, ackTimeout: 15 * time.Second, subscribers: 4,
+		outageSteps: 30, ackTimeout: 60 * time.Second, subscribers: 4,
 		wait: 5 * time.Minute,
 	}
 }
