@@ -8,7 +8,7 @@ PKGS    := ./...
 FUZZTIME ?= 5s
 N       ?= 200
 
-.PHONY: help build test lint bench cross release run run-update test-arm crash powercut fuzz deps clean
+.PHONY: help build test lint bench cross release run run-update test-arm crash powercut fuzz fleet deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,14 @@ lint: ## go vet and staticcheck
 
 bench: deps ## measure the hot paths against their bare baselines, then again on one core (GOMAXPROCS=1, taskset)
 	$(GO) run ./cmd/smartbench -one-core
+
+# make fleet N=1000: N is the crash rounds' variable too; fleet's own default is 1000.
+FLEET_N = $(if $(filter command line environment,$(origin N)),$(N),1000)
+
+fleet: deps ## N boxes (default 1000) through every fleet scenario on mosquitto and a 3-node RabbitMQ cluster
+	@mkdir -p $(BIN)
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	$(GO) run ./cmd/fleetsim -n $(FLEET_N) -json $(BIN)/fleet.json
 
 cross: ## stripped static binaries for linux/arm (v6, v7) and linux/arm64
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/smartboxd-linux-armv6 ./cmd/smartboxd

@@ -13,6 +13,11 @@ type Status struct {
 	Online  bool   `json:"online"`
 	Version string `json:"version"`
 	BootID  string `json:"boot_id"`
+	// Session is the number of the MQTT connection the status was sent on
+	// or, in the last will, registered with (§9): it rises by one on every
+	// connection the box makes, across restarts, so a will older than the
+	// latest "online":true can be told and ignored.
+	Session uint64 `json:"session"`
 	// SealKey is the box's X25519 public key, base64, that codes are
 	// sealed to (§7).
 	SealKey string `json:"seal_key,omitempty"`

@@ -113,6 +113,7 @@ var (
 	metaSnapshot    = []byte("snapshot_version")
 	metaAcked       = []byte("acked")
 	metaOfflineKey  = []byte("offline_key")
+	metaSession     = []byte("mqtt_session")
 )
 
 // Options tune Open. The zero value is usable.
@@ -343,4 +344,36 @@ func addU64(b *bolt.Bucket, k []byte, delta int64) error {
 		n = 0
 	}
 	return putU64(b, k, uint64(n))
+}
+
+// NextSession raises the box's MQTT session number (§9) by one, durably,
+// and returns it: the link calls it before a connection attempt, so that
+// the last will it registers carries the number and a crash after the
+// connection was made never hands the same number to a second one. It is
+// 1 the first time.
+func (d *DB) NextSession() (uint64, error) {
+	var n uint64
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		n = getU64(meta, metaSession) + 1
+		return putU64(meta, metaSession, n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: next session: %w", err)
+	}
+	return n, nil
+}
+
+// Session is the latest MQTT session number NextSession returned, 0
+// before the first.
+func (d *DB) Session() (uint64, error) {
+	var n uint64
+	err := d.db.View(func(tx *bolt.Tx) error {
+		n = getU64(tx.Bucket(bucketMeta), metaSession)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: session: %w", err)
+	}
+	return n, nil
 }

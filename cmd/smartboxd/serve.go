@@ -248,7 +248,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error
 	}
 
 	var link *mqttlink.Link
-	if cfg.MQTT.Broker != "" {
+	if len(cfg.MQTT.BrokerURLs()) > 0 {
 		if link, err = newLink(cfg, box, db, bootID, identity.Public(), updater.Status, clock, log); err != nil {
 			return err
 		}
@@ -561,11 +561,12 @@ func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey 
 		return nil, err
 	}
 	lc := mqttlink.Config{
-		Broker: m.Broker, TopicPrefix: m.TopicPrefix, BoxID: cfg.BoxID, ClientID: m.ClientID,
+		Brokers: m.BrokerURLs(), TopicPrefix: m.TopicPrefix, BoxID: cfg.BoxID, ClientID: m.ClientID,
 		Username: m.Username, Password: pw, Ack: m.Ack,
 		KeepAlive: time.Duration(m.KeepAliveS) * time.Second, InFlight: m.InFlight,
 		Version: version, BootID: bootID, SealKey: sealKey, Firmware: fw, Clock: clock, Logger: log.With("part", "mqtt"),
 	}
+	lc.ReconnectMax = time.Duration(m.ReconnectMaxS) * time.Second
 	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
 		if lc.TLS, err = mqttlink.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile); err != nil {
 			return nil, fmt.Errorf("mqtt.tls: %w", err)

@@ -56,17 +56,22 @@ type TrustKey struct {
 
 // MQTT is the cloud link.
 type MQTT struct {
-	Broker        string `yaml:"broker"`        // tcp://, ssl://, ws://; "" runs the box offline
-	TopicPrefix   string `yaml:"topic_prefix"`  // default "smartbox"
-	ClientID      string `yaml:"client_id"`     // default box_id
-	Username      string `yaml:"username"`      //
-	PasswordFile  string `yaml:"password_file"` // the password is read from this file
-	TLS           TLS    `yaml:"tls"`
-	Ack           string `yaml:"ack"`             // "cloud" (default) or "broker"
-	KeepAliveS    int    `yaml:"keepalive_s"`     // default 30
-	InFlight      int    `yaml:"in_flight"`       // events published and not yet acked; default 512
-	MaxPayloadKB  int    `yaml:"max_payload_kb"`  // command payload limit; default 256
-	SnapshotMaxMB int    `yaml:"snapshot_max_mb"` // sync.snapshot payload limit; default 64
+	Broker string `yaml:"broker"` // tcp://, ssl://, ws://; "" runs the box offline
+	// Brokers lists several broker URLs instead of Broker (§9): the box
+	// connects to the first that answers and moves to the next when its
+	// broker is lost.
+	Brokers       []string `yaml:"brokers"`
+	ReconnectMaxS int      `yaml:"reconnect_max_s"` // the reconnect backoff's ceiling; default 60
+	TopicPrefix   string   `yaml:"topic_prefix"`    // default "smartbox"
+	ClientID      string   `yaml:"client_id"`       // default box_id
+	Username      string   `yaml:"username"`        //
+	PasswordFile  string   `yaml:"password_file"`   // the password is read from this file
+	TLS           TLS      `yaml:"tls"`
+	Ack           string   `yaml:"ack"`             // "cloud" (default) or "broker"
+	KeepAliveS    int      `yaml:"keepalive_s"`     // default 30
+	InFlight      int      `yaml:"in_flight"`       // events published and not yet acked; default 512
+	MaxPayloadKB  int      `yaml:"max_payload_kb"`  // command payload limit; default 256
+	SnapshotMaxMB int      `yaml:"snapshot_max_mb"` // sync.snapshot payload limit; default 64
 	// Insecure allows credentials over tcp:// or ws:// to a host that is
 	// not loopback, where anyone on the path reads them.
 	Insecure bool `yaml:"insecure"`

@@ -31,6 +31,7 @@ func Default() *Config {
 			TopicPrefix:   defaultTopicPrefix,
 			Ack:           "cloud",
 			KeepAliveS:    30,
+			ReconnectMaxS: 60,
 			InFlight:      512,
 			MaxPayloadKB:  256,
 			SnapshotMaxMB: 64,

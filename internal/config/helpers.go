@@ -66,3 +66,15 @@ func (m MQTT) Password() (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// BrokerURLs are the brokers the box connects to, in order: Brokers, or
+// Broker alone; none when the box runs offline.
+func (m MQTT) BrokerURLs() []string {
+	if len(m.Brokers) > 0 {
+		return m.Brokers
+	}
+	if m.Broker != "" {
+		return []string{m.Broker}
+	}
+	return nil
+}

@@ -223,17 +223,30 @@ func roleList() string {
 
 func (c *Config) checkMQTT(v *checker) {
 	m := c.MQTT
-	scheme := ""
+	if m.Broker != "" && len(m.Brokers) > 0 {
+		v.add("mqtt.brokers", "set beside mqtt.broker; give one of them")
+	}
+	var schemes []string
 	if m.Broker != "" { // "" runs the box offline
-		scheme = checkBroker(v, m.Broker)
+		schemes = append(schemes, checkBroker(v, "mqtt.broker", m.Broker))
+	}
+	for i, b := range m.Brokers {
+		schemes = append(schemes, checkBroker(v, fmt.Sprintf("mqtt.brokers[%d]", i), b))
+	}
+	needCA, plain := false, ""
+	for _, scheme := range schemes {
+		switch scheme {
+		case "ssl":
+			needCA = true
+		case "tcp", "ws":
+			plain = scheme
+		}
 	}
 	switch {
-	case scheme == "ssl" && m.TLS.CAFile == "":
+	case needCA && m.TLS.CAFile == "":
 		v.add("mqtt.tls.ca_file", "required with an ssl:// broker")
-	case scheme == "tcp" || scheme == "ws":
-		if m.TLS != (TLS{}) {
-			v.add("mqtt.tls", "set, but the broker is %s://, not ssl://; the link would not be encrypted", scheme)
-		}
+	case plain != "" && m.TLS != (TLS{}):
+		v.add("mqtt.tls", "set, but a broker is %s://, not ssl://; the link would not be encrypted", plain)
 	}
 	if m.TLS.CertFile != "" && m.TLS.KeyFile == "" {
 		v.add("mqtt.tls.key_file", "required with mqtt.tls.cert_file")
@@ -241,8 +254,16 @@ func (c *Config) checkMQTT(v *checker) {
 	if m.TLS.KeyFile != "" && m.TLS.CertFile == "" {
 		v.add("mqtt.tls.cert_file", "required with mqtt.tls.key_file")
 	}
-	if (scheme == "tcp" || scheme == "ws") && (m.Username != "" || m.PasswordFile != "") && !m.Insecure && !loopback(m.Broker) {
-		v.add("mqtt.broker", "%s:// to a host that is not loopback would send the username and password in the clear; use ssl:// or set mqtt.insecure: true", scheme)
+	if (m.Username != "" || m.PasswordFile != "") && !m.Insecure {
+		for i, u := range m.BrokerURLs() {
+			if scheme := schemeOf(u); (scheme == "tcp" || scheme == "ws") && !loopback(u) {
+				field := "mqtt.broker"
+				if len(m.Brokers) > 0 {
+					field = fmt.Sprintf("mqtt.brokers[%d]", i)
+				}
+				v.add(field, "%s:// to a host that is not loopback would send the username and password in the clear; use ssl:// or set mqtt.insecure: true", scheme)
+			}
+		}
 	}
 	for _, f := range []struct {
 		field, path string
@@ -275,9 +296,19 @@ func (c *Config) checkMQTT(v *checker) {
 		v.add("mqtt.client_id", "must not contain the wildcards + and #")
 	}
 	v.positive("mqtt.keepalive_s", m.KeepAliveS)
+	v.positive("mqtt.reconnect_max_s", m.ReconnectMaxS)
 	v.positive("mqtt.in_flight", m.InFlight)
 	v.positive("mqtt.max_payload_kb", m.MaxPayloadKB)
 	v.positive("mqtt.snapshot_max_mb", m.SnapshotMaxMB)
+}
+
+// schemeOf is a broker URL's scheme ("" when the URL does not parse).
+func schemeOf(broker string) string {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme
 }
 
 // loopback reports whether a broker URL names a loopback host: localhost
@@ -295,10 +326,9 @@ func loopback(broker string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// checkBroker checks the broker URL and returns its scheme when it is
+// checkBroker checks the broker URL of field and returns its scheme when it is
 // usable.
-func checkBroker(v *checker, broker string) string {
-	const field = "mqtt.broker"
+func checkBroker(v *checker, field, broker string) string {
 	u, err := url.Parse(broker)
 	if err != nil {
 		v.add(field, "not a URL like tcp://host:1883")

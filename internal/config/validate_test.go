@@ -72,6 +72,14 @@ func TestRules(t *testing.T) {
 		{"box_id 65", "box_id: " + strings.Repeat("a", 65) + "\ndata_dir: /d\n" + simBins, []string{"box_id"}, ""},
 		{"data_dir missing", "box_id: b1\n" + simBins, []string{"data_dir"}, "required"},
 
+		// mqtt.brokers.
+		{"brokers two", head + simBins + "mqtt: {brokers: ['tcp://10.0.0.1:1883', 'tcp://10.0.0.2:1883']}\n", nil, ""},
+		{"brokers and broker", head + simBins + "mqtt: {broker: 'tcp://10.0.0.1:1883', brokers: ['tcp://10.0.0.2:1883']}\n", []string{"mqtt.brokers"}, "beside mqtt.broker"},
+		{"brokers bad second", head + simBins + "mqtt: {brokers: ['tcp://10.0.0.1:1883', 'foo://x:1']}\n", []string{"mqtt.brokers[1]"}, "scheme must be tcp, ssl or ws"},
+		{"brokers empty entry", head + simBins + "mqtt: {brokers: ['']}\n", []string{"mqtt.brokers[0]"}, ""},
+		{"brokers ssl without ca", head + simBins + "mqtt: {brokers: ['tcp://a:1883', 'ssl://b:8883']}\n", []string{"mqtt.tls.ca_file"}, "ssl://"},
+		{"reconnect max zero", head + simBins + "mqtt: {broker: 'tcp://a:1883', reconnect_max_s: 0}\n", []string{"mqtt.reconnect_max_s"}, ""},
+
 		// mqtt.broker.
 		{"broker offline", head + simBins + "mqtt: {broker: ''}\n", nil, ""},
 		{"broker tcp", head + simBins + "mqtt: {broker: 'tcp://10.0.0.1:1883'}\n", nil, ""},

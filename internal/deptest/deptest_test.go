@@ -37,6 +37,7 @@ var allowed = map[string][]string{
 	"sync/mqttlink":                  {"contract", "store"},
 	"console":                        {"contract", "device", "fob", "store"},
 	"cmd/democloud":                  {"internal/democloud"},
+	"cmd/fleetsim":                   {"*"},
 	"cmd/smartbench":                 {"*"},
 	"cmd/smartboxd":                  {"*"},
 

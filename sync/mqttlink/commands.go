@@ -53,15 +53,16 @@ func (l *Link) handle(ctx context.Context, payload []byte) (contract.Reply, erro
 }
 
 // flushReplies publishes the waiting replies while the connection is open.
-// A reply published just as the connection drops is kept by paho and
-// resent after the reconnect.
+// A reply published just as the connection drops is lost with it; the
+// broker delivers the unacknowledged command again and the box answers it
+// from its stored replies.
 func (l *Link) flushReplies(rq *replyQueue) {
 	if rq.dropped > 0 {
 		l.log.Warn("mqtt replies dropped while offline (the box keeps them for a resent command)", "count", rq.dropped)
 		rq.dropped = 0
 	}
-	for len(rq.q) > 0 && l.client.IsConnectionOpen() {
-		l.client.Publish(l.topics.Reply, 1, false, rq.q[0])
+	for len(rq.q) > 0 && l.open() {
+		l.publish(l.topics.Reply, false, rq.q[0])
 		rq.q[0] = nil
 		rq.q = rq.q[1:]
 	}

@@ -4,7 +4,7 @@
 // A Link keeps one persistent MQTT session (clean session off, a fixed
 // client id) with the broker, under the topics P = <prefix>/<box id>:
 //
-//	P/status      up    retained  {"online":true|false,"version","boot_id","at"}
+//	P/status      up    retained  {"online":true|false,"version","boot_id","session","at"}
 //	P/state       up    retained  the box's state document
 //	P/events      up              one outbox event, its stored JSON verbatim
 //	P/events/ack  down            {"seq":N}: the cloud stored every seq <= N
@@ -16,6 +16,24 @@
 // loss, and never fails because the broker is away.
 //
 // # Connecting
+//
+// Config.Brokers lists the brokers, in order of preference. The link
+// tries them in turn until one answers and, when the connection is lost,
+// moves on to the next one (the last wraps around to the first), always
+// with the same client id and clean session off: a broker cluster keeps
+// the session, and a broker that does not at least gets the outbox again.
+// Every attempt waits first, full jitter: a random time from zero up to
+// ReconnectMin doubled once per failed attempt in a row, at most
+// ReconnectMax; a connection that was made resets the doubling. The first
+// attempt after Run starts waits up to ReconnectMin, so that boxes powered
+// on together spread out. paho's own reconnect is off: its backoff has no
+// jitter, and each attempt needs a new last will.
+//
+// Every connection has a session number, one above the last, kept across
+// restarts by the SessionCounter (the store). The number is taken, and
+// stored, before the attempt: the last will registered with the broker
+// carries it, so a cloud can ignore a will older than the latest
+// "online":true. A failed attempt leaves its number to the next one.
 //
 // On every connect the Link subscribes to P/cmd and P/events/ack, publishes
 // a retained "online":true status and the state, and publishes the outbox
@@ -72,8 +90,12 @@
 //   - The command queue is bounded by the broker's in-flight limit for the
 //     session (mosquitto's max_inflight_messages); a broker configured
 //     without one can queue as many commands as it holds.
-//   - Config.Clock drives the link's own timers (the ack timeout, the state
-//     throttle, the pacing of repeated log lines); paho's network timeouts
-//     and its connect and reconnect backoff run in real time.
+//   - Config.Clock drives the link's own timers (the reconnect backoff, the
+//     ack timeout, the state throttle, the pacing of repeated log lines);
+//     paho's network timeouts run in real time.
+//   - A new connection is a new paho client: what the old one had in flight
+//     is not resent by paho but published again from the outbox, and a
+//     command it delivered and the box acknowledged after the loss comes
+//     again from the broker and is answered from the box's stored replies.
 //   - Run can be called once per Link.
 package mqttlink

@@ -189,8 +189,8 @@ func startLinkFor(t testing.TB, box Box, out Outbox, broker string, tweak ...fun
 	logs := &logBuffer{}
 	cfg := Config{
 		Broker: broker, BoxID: testBoxID, Version: "1.2.3", BootID: "boot-1",
-		RetryInterval: 200 * time.Millisecond,
-		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, f := range tweak {
 		f(&cfg)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"regexp"
@@ -49,8 +50,16 @@ type Outbox interface {
 	OutboxStats() (store.OutboxStats, error)
 }
 
+// SessionCounter hands out the numbers of the link's MQTT sessions (§9).
+// *store.DB implements it.
+type SessionCounter interface {
+	// NextSession stores and returns the next number, one above the last.
+	NextSession() (uint64, error)
+}
+
 var (
-	_ Outbox = (*store.DB)(nil)
+	_ Outbox         = (*store.DB)(nil)
+	_ SessionCounter = (*store.DB)(nil)
 )
 
 // Ack modes of Config.Ack.
@@ -69,11 +78,16 @@ const (
 	DefaultInFlight      = 512
 	DefaultAckTimeout    = 60 * time.Second
 	DefaultStateInterval = 200 * time.Millisecond
-	DefaultRetryInterval = 10 * time.Second
+	// DefaultReconnectMin and DefaultReconnectMax bound the reconnect
+	// backoff (§9): the wait before an attempt is drawn at random from
+	// zero up to ReconnectMin doubled once per failed attempt in a row, at
+	// most ReconnectMax.
+	DefaultReconnectMin = time.Second
+	DefaultReconnectMax = time.Minute
+	// DefaultConnectTimeout is how long an attempt waits for the broker's
+	// CONNACK.
+	DefaultConnectTimeout = 30 * time.Second
 
-	// MaxReconnectInterval is the longest wait between two reconnect
-	// attempts.
-	MaxReconnectInterval = time.Minute
 	// MaxReplies is how many replies wait in memory for the link to come
 	// back; beyond it the oldest is let go (the box keeps every reply by
 	// command id, so the cloud gets it again by resending the command).
@@ -82,7 +96,7 @@ const (
 	// take the "online":false status.
 	StopTimeout = 2 * time.Second
 
-	connectTimeout    = 10 * time.Second
+	dialTimeout       = 10 * time.Second
 	writeTimeout      = 10 * time.Second
 	subscribeTimeout  = 10 * time.Second
 	disconnectQuiesce = 250 // milliseconds
@@ -104,7 +118,12 @@ var ErrRunning = errors.New("mqttlink: the link has already been run")
 
 // Config is what New needs.
 type Config struct {
-	Broker      string // tcp://, ssl:// or ws:// URL
+	// Brokers are the brokers' tcp://, ssl:// or ws:// URLs. The link
+	// connects to the first that answers and moves on to the next one when
+	// its broker is lost, or its attempt fails.
+	Brokers []string
+	// Broker is the one broker's URL, when Brokers is empty.
+	Broker      string
 	TopicPrefix string // default "smartbox"
 	BoxID       string // required
 	ClientID    string // default BoxID
@@ -125,10 +144,24 @@ type Config struct {
 	// StateInterval is the least time between two state publishes; default
 	// 200 ms (five a second).
 	StateInterval time.Duration
-	// RetryInterval is the wait between connection attempts until the
-	// first connection succeeds; default 10 s. Reconnects after a loss back
-	// off from 1 s up to MaxReconnectInterval.
-	RetryInterval time.Duration
+	// ReconnectMin and ReconnectMax bound the reconnect backoff, full
+	// jitter: the wait before attempt k (k failed attempts in a row before
+	// it) is drawn uniformly from [0, min(ReconnectMax, ReconnectMin·2^k)).
+	// The first connect after Run starts waits up to ReconnectMin too, so a
+	// fleet powered on together spreads out. Defaults 1 s and 60 s.
+	ReconnectMin, ReconnectMax time.Duration
+	// ConnectTimeout is how long an attempt waits for the broker to accept
+	// the connection; default 30 s. A broker cluster under a reconnect
+	// storm can take seconds per CONNECT, and an attempt given up too early
+	// still costs it the session setup, then a takeover by the next one.
+	ConnectTimeout time.Duration
+	// Rand returns a random number in [0, 1) for the jitter; default
+	// math/rand/v2's Float64. Run calls it from one goroutine.
+	Rand func() float64
+	// Sessions numbers the link's connections, durably; default the
+	// Outbox when it is a SessionCounter (as *store.DB is), else a count
+	// in memory starting at 1.
+	Sessions SessionCounter
 
 	Version string // published in the status
 	BootID  string // published in the status
@@ -144,7 +177,8 @@ type Config struct {
 // Stats describe the link for the console.
 type Stats struct {
 	Connected  bool
-	Broker     string // the broker URL, without a password
+	Broker     string // the current broker's URL, without a password
+	Session    uint64 // the number of the current (or last) session, 0 before the first
 	LastAck    uint64 // the highest seq acknowledged
 	InFlight   int    // events published and not yet acknowledged
 	Published  uint64 // event publishes since start, repeats included
@@ -157,19 +191,18 @@ type Stats struct {
 // Link is the box's MQTT link. Its Run keeps the connection, drains the
 // outbox and serves commands; its methods are safe for concurrent use.
 type Link struct {
-	cfg        Config
-	box        Box
-	out        Outbox
-	clock      clockwork.Clock
-	log        *slog.Logger
-	topics     contract.Topics
-	broker     string // redacted, for logs and Stats
-	pahoBroker string
-	overTLS    bool // the broker URL is a TLS one
+	cfg      Config
+	box      Box
+	out      Outbox
+	sessions SessionCounter
+	rand     func() float64
+	clock    clockwork.Clock
+	log      *slog.Logger
+	topics   contract.Topics
+	brokers  []brokerURL
 
 	started atomic.Bool
 	live    atomic.Bool // paho callbacks act only while Run runs
-	client  mqtt.Client
 
 	connects atomic.Uint64 // OnConnect calls so far
 	connSig  chan struct{} // to the main loop: the connection changed
@@ -181,13 +214,30 @@ type Link struct {
 	bg       sync.WaitGroup // short-lived goroutines of Run
 	quit     chan struct{}  // closed when Run's context has ended
 
-	mu          sync.Mutex // guards client (for Stats), stats and the failure log throttle
+	mu          sync.Mutex // guards conn, stats and the failure log throttle
+	conn        connection // the current paho client and its broker
 	stats       Stats
 	lastFail    string
 	lastFailLog time.Time
 
 	// Owned by the main loop.
 	loop loopState
+}
+
+// brokerURL is one broker of Config.Brokers.
+type brokerURL struct {
+	name    string // redacted, for logs and Stats
+	paho    string // what paho dials: no credentials
+	overTLS bool   // a TLS scheme
+}
+
+// connection is one paho client: the link makes one per connection
+// attempt, since the last will, which carries the session number, is fixed
+// when a client is made.
+type connection struct {
+	client  mqtt.Client
+	broker  brokerURL
+	session uint64
 }
 
 var (
@@ -197,21 +247,48 @@ var (
 
 var boxIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// parseBroker checks one broker URL.
+func parseBroker(field, raw string) (brokerURL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return brokerURL{}, fmt.Errorf("%w: %s: required", ErrInvalidConfig, field)
+	case err != nil:
+		return brokerURL{}, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, field, err)
+	case !brokerSchemes[u.Scheme]:
+		return brokerURL{}, fmt.Errorf("%w: %s: scheme %q, want tcp://, ssl:// or ws://", ErrInvalidConfig, field, u.Scheme)
+	case u.Host == "":
+		return brokerURL{}, fmt.Errorf("%w: %s: no host in %q", ErrInvalidConfig, field, u.Redacted())
+	}
+	// paho dials the URL as given; credentials belong in Username/Password.
+	pu := *u
+	pu.User = nil
+	return brokerURL{name: u.Redacted(), paho: pu.String(), overTLS: tlsSchemes[u.Scheme]}, nil
+}
+
 // New checks cfg, fills in its defaults and returns a link that Run starts.
 func New(cfg Config, box Box, out Outbox) (*Link, error) {
 	if box == nil || out == nil {
 		return nil, fmt.Errorf("%w: a box and an outbox are required", ErrInvalidConfig)
 	}
-	u, err := url.Parse(cfg.Broker)
+	var brokers []brokerURL
 	switch {
-	case cfg.Broker == "":
-		return nil, fmt.Errorf("%w: broker: required", ErrInvalidConfig)
-	case err != nil:
-		return nil, fmt.Errorf("%w: broker: %v", ErrInvalidConfig, err)
-	case !brokerSchemes[u.Scheme]:
-		return nil, fmt.Errorf("%w: broker: scheme %q, want tcp://, ssl:// or ws://", ErrInvalidConfig, u.Scheme)
-	case u.Host == "":
-		return nil, fmt.Errorf("%w: broker: no host in %q", ErrInvalidConfig, u.Redacted())
+	case len(cfg.Brokers) > 0 && cfg.Broker != "":
+		return nil, fmt.Errorf("%w: broker: set beside brokers; give one of them", ErrInvalidConfig)
+	case len(cfg.Brokers) == 0:
+		b, err := parseBroker("broker", cfg.Broker)
+		if err != nil {
+			return nil, err
+		}
+		brokers = append(brokers, b)
+	default:
+		for i, raw := range cfg.Brokers {
+			b, err := parseBroker(fmt.Sprintf("brokers[%d]", i), raw)
+			if err != nil {
+				return nil, err
+			}
+			brokers = append(brokers, b)
+		}
 	}
 	if !boxIDPattern.MatchString(cfg.BoxID) {
 		return nil, fmt.Errorf("%w: box_id: %q is not [A-Za-z0-9_-]{1,64}", ErrInvalidConfig, cfg.BoxID)
@@ -240,7 +317,12 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 	def(&cfg.KeepAlive, DefaultKeepAlive)
 	def(&cfg.AckTimeout, DefaultAckTimeout)
 	def(&cfg.StateInterval, DefaultStateInterval)
-	def(&cfg.RetryInterval, DefaultRetryInterval)
+	def(&cfg.ReconnectMin, DefaultReconnectMin)
+	def(&cfg.ReconnectMax, DefaultReconnectMax)
+	def(&cfg.ConnectTimeout, DefaultConnectTimeout)
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		return nil, fmt.Errorf("%w: reconnect_max: %v is below the least wait %v", ErrInvalidConfig, cfg.ReconnectMax, cfg.ReconnectMin)
+	}
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = DefaultInFlight
 	}
@@ -250,38 +332,54 @@ func New(cfg Config, box Box, out Outbox) (*Link, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Link{
-		cfg:     cfg,
-		box:     box,
-		out:     out,
-		clock:   cfg.Clock,
-		log:     cfg.Logger,
-		topics:  contract.TopicsFor(cfg.TopicPrefix, cfg.BoxID),
-		broker:  u.Redacted(),
-		connSig: make(chan struct{}, 1),
-		statSig: make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		cmdWake: make(chan struct{}, 1),
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
 	}
-	// paho dials the URL as given; credentials belong in Username/Password.
-	pu := *u
-	pu.User = nil
-	l.pahoBroker = pu.String()
-	l.overTLS = tlsSchemes[u.Scheme]
+	sessions := cfg.Sessions
+	if sessions == nil {
+		if sc, ok := out.(SessionCounter); ok {
+			sessions = sc
+		} else {
+			sessions = &memorySessions{}
+		}
+	}
+	l := &Link{
+		cfg:      cfg,
+		box:      box,
+		out:      out,
+		sessions: sessions,
+		rand:     cfg.Rand,
+		clock:    cfg.Clock,
+		log:      cfg.Logger,
+		topics:   contract.TopicsFor(cfg.TopicPrefix, cfg.BoxID),
+		brokers:  brokers,
+		connSig:  make(chan struct{}, 1),
+		statSig:  make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		cmdWake:  make(chan struct{}, 1),
+	}
+	l.conn.broker = brokers[0]
 	l.cmds.init()
 	l.acks.init(box.ReadAck)
 	l.pubacks.init()
-	l.stats.Broker = l.broker
+	l.stats.Broker = brokers[0].name
 	return l, nil
 }
+
+// memorySessions numbers sessions in memory, for an outbox that cannot.
+type memorySessions struct{ n atomic.Uint64 }
+
+func (m *memorySessions) NextSession() (uint64, error) { return m.n.Add(1), nil }
 
 // Stats returns the link's figures now.
 func (l *Link) Stats() Stats {
 	l.mu.Lock()
 	s := l.stats
+	c := l.conn
 	l.mu.Unlock()
-	if c := l.pahoClient(); c != nil {
-		s.Connected = c.IsConnectionOpen()
+	s.Broker, s.Session = c.broker.name, c.session
+	if c.client != nil {
+		s.Connected = c.client.IsConnectionOpen()
 	}
 	return s
 }
@@ -290,12 +388,24 @@ func (l *Link) Stats() Stats {
 // firmware member changed: a trial was committed).
 func (l *Link) StatusChanged() { signal(l.statSig) }
 
-// pahoClient returns the paho client once Run has made it, for readers
-// other than Run's goroutines.
-func (l *Link) pahoClient() mqtt.Client {
+// current returns the current connection.
+func (l *Link) current() connection {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.client
+	return l.conn
+}
+
+// open reports whether the current connection is open.
+func (l *Link) open() bool {
+	c := l.current()
+	return c.client != nil && c.client.IsConnectionOpen()
+}
+
+// publish publishes on the current connection; the token is not waited on.
+func (l *Link) publish(topic string, retained bool, payload []byte) {
+	if c := l.current(); c.client != nil {
+		c.client.Publish(topic, 1, retained, payload)
+	}
 }
 
 // Run connects to the broker and serves the link until ctx ends, then
@@ -305,53 +415,133 @@ func (l *Link) Run(ctx context.Context) error {
 	if !l.started.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
-	l.mu.Lock()
-	l.client = mqtt.NewClient(l.pahoOptions())
-	l.mu.Unlock()
 	l.live.Store(true)
-	l.log.Info("mqtt link starting", "broker", l.broker, "client_id", l.cfg.ClientID, "ack", l.cfg.Ack)
-	// With ConnectRetry the token completes only once connected; it is
-	// not waited on: the box works offline meanwhile.
-	l.client.Connect()
+	l.log.Info("mqtt link starting", "brokers", len(l.brokers), "broker", l.brokers[0].name, "client_id", l.cfg.ClientID, "ack", l.cfg.Ack)
 
-	var worker sync.WaitGroup
-	worker.Add(1)
+	var workers sync.WaitGroup
+	workers.Add(2)
 	go func() {
-		defer worker.Done()
+		defer workers.Done()
 		l.serveCommands(ctx)
+	}()
+	go func() {
+		defer workers.Done()
+		l.keepConnected(ctx)
 	}()
 
 	l.mainLoop(ctx)
 	close(l.quit)
-	worker.Wait()
+	workers.Wait()
 	l.stop()
 	l.bg.Wait()
 	return nil
 }
 
-// pahoOptions are the paho client options of the link.
-func (l *Link) pahoOptions() *mqtt.ClientOptions {
+// backoff is the wait before an attempt after failures failed attempts in
+// a row: full jitter, uniform in [0, min(max, min·2^failures)).
+func backoff(failures int, least, most time.Duration, r float64) time.Duration {
+	ceil := most
+	if failures < 32 {
+		ceil = min(most, least<<failures)
+	}
+	return time.Duration(r * float64(ceil))
+}
+
+// keepConnected makes the connections: it waits a jittered backoff, tries
+// the current broker and, when that fails or the connection is later lost,
+// moves on to the next one, until ctx ends.
+func (l *Link) keepConnected(ctx context.Context) {
+	var (
+		idx      int
+		failures int
+		session  uint64 // a number not yet used by a connection made
+	)
+	wait := backoff(0, l.cfg.ReconnectMin, l.cfg.ReconnectMax, l.rand())
+	for {
+		if !l.sleep(ctx, wait) {
+			return
+		}
+		if session == 0 {
+			n, err := l.sessions.NextSession()
+			if err != nil {
+				l.log.Error("mqtt session number not stored; not connecting", "err", err)
+				failures++
+				wait = backoff(failures, l.cfg.ReconnectMin, l.cfg.ReconnectMax, l.rand())
+				continue
+			}
+			session = n
+		}
+		b := l.brokers[idx]
+		lost := make(chan struct{})
+		c := mqtt.NewClient(l.pahoOptions(b, session, lost))
+		l.mu.Lock()
+		l.conn = connection{client: c, broker: b, session: session}
+		l.mu.Unlock()
+		tok := c.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			tok.WaitTimeout(StopTimeout) // stop disconnects what it made
+			return
+		}
+		if err := tok.Error(); err != nil {
+			// The number goes to the next attempt: no connection used it.
+			l.connectFailed(err, b)
+			failures++
+			idx = (idx + 1) % len(l.brokers)
+			wait = backoff(failures, l.cfg.ReconnectMin, l.cfg.ReconnectMax, l.rand())
+			continue
+		}
+		session, failures = 0, 0
+		select {
+		case <-lost:
+		case <-ctx.Done():
+			return
+		}
+		idx = (idx + 1) % len(l.brokers)
+		wait = backoff(0, l.cfg.ReconnectMin, l.cfg.ReconnectMax, l.rand())
+	}
+}
+
+// sleep waits d on the link's clock; false when ctx ended first.
+func (l *Link) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := l.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.Chan():
+		return true
+	}
+}
+
+// pahoOptions are the paho client options of one connection attempt to b
+// with the session number n; lost is closed when the connection is lost.
+func (l *Link) pahoOptions(b brokerURL, n uint64, lost chan struct{}) *mqtt.ClientOptions {
 	o := mqtt.NewClientOptions().
-		AddBroker(l.pahoBroker).
+		AddBroker(b.paho).
 		SetClientID(l.cfg.ClientID).
 		SetCleanSession(false).
 		SetProtocolVersion(4).
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true).
 		SetKeepAlive(l.cfg.KeepAlive).
-		SetConnectTimeout(connectTimeout).
-		SetDialer(&net.Dialer{Timeout: connectTimeout}).
+		SetConnectTimeout(l.cfg.ConnectTimeout).
+		SetDialer(&net.Dialer{Timeout: dialTimeout}).
 		SetWriteTimeout(writeTimeout).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(l.cfg.RetryInterval).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(MaxReconnectInterval).
+		SetConnectRetry(false).
+		SetAutoReconnect(false).
 		SetStore(newSessionStore(l.topics.Events, l.onPuback)).
-		SetBinaryWill(l.topics.Status, l.statusPayload(false, nil), 1, true).
+		SetBinaryWill(l.topics.Status, l.statusPayload(false, n, nil), 1, true).
 		SetDefaultPublishHandler(l.onMessage).
 		SetOnConnectHandler(l.onConnect).
-		SetConnectionLostHandler(l.onConnectionLost).
-		SetConnectionNotificationHandler(l.onNotification)
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			l.onConnectionLost(b, err)
+			close(lost)
+		})
 	if l.cfg.Username != "" {
 		o.SetUsername(l.cfg.Username)
 	}
@@ -367,18 +557,22 @@ func (l *Link) pahoOptions() *mqtt.ClientOptions {
 // stop is the planned-stop sequence: "online":false, then disconnect.
 func (l *Link) stop() {
 	defer l.live.Store(false)
-	if l.client.IsConnectionOpen() {
+	c := l.current()
+	if c.client == nil {
+		return
+	}
+	if c.client.IsConnectionOpen() {
 		now := l.clock.Now()
-		tok := l.client.Publish(l.topics.Status, 1, true, l.statusPayload(false, &now))
+		tok := c.client.Publish(l.topics.Status, 1, true, l.statusPayload(false, c.session, &now))
 		switch {
 		case !tok.WaitTimeout(StopTimeout):
-			l.log.Warn("mqtt offline status not confirmed before stopping", "broker", l.broker, "waited", StopTimeout)
+			l.log.Warn("mqtt offline status not confirmed before stopping", "broker", c.broker.name, "waited", StopTimeout)
 		case tok.Error() != nil:
-			l.log.Warn("mqtt offline status not published", "broker", l.broker, "err", tok.Error())
+			l.log.Warn("mqtt offline status not published", "broker", c.broker.name, "err", tok.Error())
 		}
 	}
-	l.client.Disconnect(disconnectQuiesce)
-	l.log.Info("mqtt link stopped", "broker", l.broker)
+	c.client.Disconnect(disconnectQuiesce)
+	l.log.Info("mqtt link stopped", "broker", c.broker.name)
 }
 
 // ---- paho callbacks: they only note what happened and return ----
@@ -392,25 +586,16 @@ func (l *Link) onConnect(mqtt.Client) {
 	signal(l.cmdWake)
 }
 
-func (l *Link) onConnectionLost(_ mqtt.Client, err error) {
+func (l *Link) onConnectionLost(b brokerURL, err error) {
 	if !l.live.Load() {
 		return
 	}
 	// paho runs this on a goroutine of its own.
-	l.log.Warn("mqtt connection lost; reconnecting", "broker", l.broker, "err", err)
+	l.log.Warn("mqtt connection lost; reconnecting", "broker", b.name, "err", err)
 	l.mu.Lock()
 	l.stats.LastError = "connection lost: " + errText(err)
 	l.mu.Unlock()
 	signal(l.connSig)
-}
-
-func (l *Link) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
-	if !l.live.Load() {
-		return
-	}
-	if f, ok := n.(mqtt.ConnectionNotificationFailed); ok {
-		l.connectFailed(f.Reason)
-	}
 }
 
 // onMessage routes every received message by topic. It never blocks: a
@@ -438,8 +623,8 @@ func (l *Link) onPuback(payload []byte) {
 
 // connectFailed logs a failed connection attempt: once per distinct
 // reason, then again every failLogEvery, at debug level in between.
-func (l *Link) connectFailed(err error) {
-	msg, level := describeConnectError(err, l.overTLS)
+func (l *Link) connectFailed(err error, b brokerURL) {
+	msg, level := describeConnectError(err, b.overTLS)
 	text := errText(err)
 	now := l.clock.Now()
 	l.mu.Lock()
@@ -452,7 +637,7 @@ func (l *Link) connectFailed(err error) {
 	if repeat {
 		level = slog.LevelDebug
 	}
-	l.log.Log(context.Background(), level, msg, "broker", l.broker, "reason", text, "retry", true)
+	l.log.Log(context.Background(), level, msg, "broker", b.name, "reason", text, "retry", true)
 }
 
 // errText is err's message, "" for nil.

@@ -104,7 +104,8 @@ func (l *Link) mainLoop(ctx context.Context) {
 		case <-l.statSig:
 			if s.up {
 				now := l.clock.Now()
-				l.client.Publish(l.topics.Status, 1, true, l.statusPayload(true, &now))
+				c := l.current()
+				c.client.Publish(l.topics.Status, 1, true, l.statusPayload(true, c.session, &now))
 			}
 		case <-l.box.Appended():
 			l.drain()
@@ -141,7 +142,8 @@ func (l *Link) updateStats() {
 // Every connect paho makes is handled once, however the signals coalesced.
 func (l *Link) connectionChanged() {
 	s := &l.loop
-	if !l.client.IsConnectionOpen() {
+	c := l.current()
+	if c.client == nil || !c.client.IsConnectionOpen() {
 		if s.up {
 			s.up = false
 			s.ackAlarm.clear()
@@ -155,14 +157,14 @@ func (l *Link) connectionChanged() {
 	}
 	s.handled = n
 	s.up = true
-	l.log.Info("mqtt connected", "broker", l.broker, "connects", n)
+	l.log.Info("mqtt connected", "broker", c.broker.name, "session", c.session, "connects", n)
 	l.mu.Lock()
 	l.stats.LastError = ""
 	l.lastFail = ""
 	l.mu.Unlock()
-	l.subscribe()
+	l.subscribe(c)
 	now := l.clock.Now()
-	l.client.Publish(l.topics.Status, 1, true, l.statusPayload(true, &now))
+	c.client.Publish(l.topics.Status, 1, true, l.statusPayload(true, c.session, &now))
 	l.publishState(now)
 	l.rewind()
 	l.drain()
@@ -172,8 +174,9 @@ func (l *Link) connectionChanged() {
 // persistent session, but a session can be lost (a broker without
 // persistence, a first connect). Messages arrive through the default
 // handler, so no route is registered; the result is checked off the loop.
-func (l *Link) subscribe() {
-	tok := l.client.SubscribeMultiple(map[string]byte{l.topics.Cmd: 1, l.topics.Ack: 1}, nil)
+func (l *Link) subscribe(c connection) {
+	broker := c.broker.name
+	tok := c.client.SubscribeMultiple(map[string]byte{l.topics.Cmd: 1, l.topics.Ack: 1}, nil)
 	l.bg.Add(1)
 	go func() {
 		defer l.bg.Done()
@@ -184,22 +187,22 @@ func (l *Link) subscribe() {
 		case <-l.quit:
 			return
 		case <-timeout.C:
-			l.log.Warn("mqtt subscribe not confirmed", "broker", l.broker, "waited", subscribeTimeout)
+			l.log.Warn("mqtt subscribe not confirmed", "broker", broker, "waited", subscribeTimeout)
 			return
 		}
 		if err := tok.Error(); err != nil {
-			l.log.Warn("mqtt subscribe failed", "broker", l.broker, "err", err)
+			l.log.Warn("mqtt subscribe failed", "broker", broker, "err", err)
 			return
 		}
 		if st, ok := tok.(*mqtt.SubscribeToken); ok {
 			for topic, qos := range st.Result() {
 				if qos > 2 {
-					l.log.Error("mqtt broker refused a subscription", "broker", l.broker, "topic", topic)
+					l.log.Error("mqtt broker refused a subscription", "broker", broker, "topic", topic)
 					return
 				}
 			}
 		}
-		l.log.Debug("mqtt subscribed", "broker", l.broker)
+		l.log.Debug("mqtt subscribed", "broker", broker)
 	}()
 }
 
@@ -230,7 +233,7 @@ func (l *Link) drain() {
 		for _, r := range recs {
 			// The token is not waited on: paho holds the packet until the
 			// broker takes it, and resends it after a reconnect.
-			l.client.Publish(l.topics.Events, 1, false, r.Payload)
+			l.publish(l.topics.Events, false, r.Payload)
 			s.cursor = r.Seq
 			s.window[r.Seq] = struct{}{}
 			s.maxPublished = max(s.maxPublished, r.Seq)
@@ -368,5 +371,5 @@ func (l *Link) publishState(now time.Time) {
 		l.log.Error("mqtt state not encoded", "err", err)
 		return
 	}
-	l.client.Publish(l.topics.State, 1, true, raw)
+	l.publish(l.topics.State, true, raw)
 }

@@ -18,10 +18,10 @@ func eventSeq(payload []byte) uint64 {
 	return e.Seq
 }
 
-// statusPayload encodes a status; at is nil for the last will, which is
+// statusPayload encodes a status of the session numbered session; at is nil for the last will, which is
 // written when the connection is made, not when it is lost.
-func (l *Link) statusPayload(online bool, at *time.Time) []byte {
-	s := contract.Status{Online: online, Version: l.cfg.Version, BootID: l.cfg.BootID, SealKey: l.cfg.SealKey}
+func (l *Link) statusPayload(online bool, session uint64, at *time.Time) []byte {
+	s := contract.Status{Online: online, Version: l.cfg.Version, BootID: l.cfg.BootID, Session: session, SealKey: l.cfg.SealKey}
 	if l.cfg.Firmware != nil {
 		f := l.cfg.Firmware()
 		s.Firmware = &f

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -70,6 +71,10 @@ func TestNewChecksConfig(t *testing.T) {
 		{"bad box id", func(c *Config) { c.BoxID = "a/b" }, "box_id"},
 		{"wildcard prefix", func(c *Config) { c.TopicPrefix = "a/#" }, "topic_prefix"},
 		{"bad ack", func(c *Config) { c.Ack = "never" }, "ack"},
+		{"broker and brokers", func(c *Config) { c.Brokers = []string{"tcp://127.0.0.1:1883"} }, "broker"},
+		{"bad second broker", func(c *Config) { c.Broker, c.Brokers = "", []string{"tcp://127.0.0.1:1883", "http://x"} }, "brokers[1]"},
+		{"empty broker in list", func(c *Config) { c.Broker, c.Brokers = "", []string{""} }, "brokers[0]"},
+		{"reconnect max below min", func(c *Config) { c.ReconnectMin, c.ReconnectMax = 2*time.Second, time.Second }, "reconnect_max"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ok
@@ -93,10 +98,40 @@ func TestNewChecksConfig(t *testing.T) {
 	if s := l.Stats(); strings.Contains(s.Broker, "secret") || s.Connected {
 		t.Errorf("stats %+v", s)
 	}
-	if l.pahoBroker != "ssl://broker.example:8883" {
-		t.Errorf("paho dials %q", l.pahoBroker)
+	if b := l.brokers[0]; b.paho != "ssl://broker.example:8883" || !b.overTLS {
+		t.Errorf("paho dials %+v", b)
+	}
+	if c.ReconnectMin != DefaultReconnectMin || c.ReconnectMax != DefaultReconnectMax {
+		t.Errorf("reconnect defaults %v, %v", c.ReconnectMin, c.ReconnectMax)
 	}
 	if l.topics.Ack != "smartbox/box-1/events/ack" || l.topics.Reply != "smartbox/box-1/cmd/reply" {
 		t.Errorf("topics %+v", l.topics)
+	}
+}
+
+// TestBackoff: full jitter, the ceiling doubling from the least wait per
+// failure up to the most, and the random draw spread over [0, ceiling).
+func TestBackoff(t *testing.T) {
+	const least, most = time.Second, time.Minute
+	for _, tc := range []struct {
+		failures int
+		r        float64
+		want     time.Duration
+	}{
+		{0, 0, 0},
+		{0, 0.5, 500 * time.Millisecond},
+		{0, 0.999, 999 * time.Millisecond},
+		{1, 0.5, time.Second},
+		{3, 0.25, 2 * time.Second},
+		{5, 0.5, 16 * time.Second},
+		{6, 0.5, 30 * time.Second}, // 64 s capped at 60 s
+		{40, 0.5, 30 * time.Second},
+		{1000, 0.999, 59940 * time.Millisecond},
+	} {
+		t.Run(fmt.Sprintf("%d/%v", tc.failures, tc.r), func(t *testing.T) {
+			if got := backoff(tc.failures, least, most, tc.r); got != tc.want {
+				t.Errorf("backoff(%d, %v) = %v, want %v", tc.failures, tc.r, got, tc.want)
+			}
+		})
 	}
 }
