@@ -428,6 +428,13 @@ func TestEmbeddedZones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Under user-mode emulation (make test-arm) the child runs through
+	// the emulator too.
+	var prefix []string
+	if w := os.Getenv("SMARTBOX_EXEC_WRAPPER"); w != "" {
+		prefix = []string{w}
+	}
+	child := func(args ...string) []string { return append(append(append([]string(nil), prefix...), bin), args...) }
 	run := func(t *testing.T, hidden []string, cmd *exec.Cmd) {
 		cmd.Env = append(os.Environ(), "ZONEINFO="+empty, childEnv+"="+strings.Join(hidden, ":"), "HIDE="+strings.Join(hidden, " "))
 		out, err := cmd.CombinedOutput()
@@ -436,7 +443,8 @@ func TestEmbeddedZones(t *testing.T) {
 		}
 	}
 	t.Run("zoneinfo empty", func(t *testing.T) {
-		run(t, nil, exec.Command(bin, "-test.run=^TestZoneChild$", "-test.v"))
+		argv := child("-test.run=^TestZoneChild$", "-test.v")
+		run(t, nil, exec.Command(argv[0], argv[1:]...))
 	})
 	t.Run("no zone files at all", func(t *testing.T) {
 		if runtime.GOOS != "linux" {
@@ -461,7 +469,7 @@ func TestEmbeddedZones(t *testing.T) {
 			}
 		}
 		script := `for d in $HIDE; do mount -t tmpfs tmpfs "$d" || exit 1; done; exec "$@"`
-		cmd := exec.Command(unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", bin, "-test.run=^TestZoneChild$", "-test.v")
+		cmd := exec.Command(unshare, append([]string{"--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"}, child("-test.run=^TestZoneChild$", "-test.v")...)...)
 		run(t, hide, cmd)
 	})
 }
