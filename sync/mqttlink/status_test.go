@@ -18,6 +18,9 @@ func TestStatusAndStateRetained(t *testing.T) {
 	b := startBox(t, t.TempDir())
 	l := startLink(t, b, br.URL())
 	l.waitConnected()
+	// The link has published its state once another subscriber saw it;
+	// only then can a later subscriber's copy be the retained one.
+	mqtttest.Dial(t, br.URL()).Subscribe(prefix+"/state").WaitFor(t, 1, wait)
 
 	late := mqtttest.Dial(t, br.URL())
 	status := late.Subscribe(prefix + "/status")
