@@ -198,6 +198,12 @@ func New(cfg Config) (*Box, error) {
 	if cfg.MaxAccessCodes <= 0 {
 		cfg.MaxAccessCodes = DefaultMaxAccessCodes
 	}
+	if cfg.Limits.MaxPayload <= 0 {
+		cfg.Limits.MaxPayload = contract.DefaultMaxPayload
+	}
+	if cfg.Limits.MaxSnapshotPayload <= 0 {
+		cfg.Limits.MaxSnapshotPayload = contract.DefaultMaxSnapshotPayload
+	}
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = DefaultMaxKeys
 	}

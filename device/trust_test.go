@@ -298,3 +298,25 @@ func TestSignedSnapshot(t *testing.T) {
 		t.Fatalf("keys %d after the snapshot", st.Keys)
 	}
 }
+
+// TestLargeSignedSnapshot: a signed snapshot larger than any other command
+// is taken when the box's limits are left at their defaults.
+func TestLargeSignedSnapshot(t *testing.T) {
+	h, admin, _ := trustHarness(t, false)
+	codes := make([]any, 500)
+	for i := range codes {
+		codes[i] = map[string]any{"access_code_id": fmt.Sprintf("ac-%04d", i), "code": fmt.Sprintf("%08d", 10_000_000+i*7),
+			"name": "guest", "type": "ongoing", "key_id": "k", "action": "dropoff"}
+	}
+	tok := admin.sign(t, "box-test", "snap-big", "sync.snapshot", map[string]any{"version": "v1",
+		"keys": []any{map[string]any{"key_id": "k", "name": "Front"}}, "access_codes": codes})
+	if len(tok) < 64<<10 {
+		t.Fatalf("the signed snapshot is only %d bytes", len(tok))
+	}
+	if r := h.receive(tok); !r.OK {
+		t.Fatalf("a %d-byte signed snapshot: %+v", len(tok), r)
+	}
+	if st := h.state(); st.AccessCodes != len(codes) {
+		t.Fatalf("access codes %d, want %d", st.AccessCodes, len(codes))
+	}
+}
