@@ -141,8 +141,18 @@ func writeConfig(t *testing.T, dir, yaml string) string {
 
 func startDaemon(t *testing.T, cfgPath string) *daemon {
 	t.Helper()
+	return startBinary(t, binPath, cfgPath)
+}
+
+// startBinary runs the daemon binary bin on cfgPath, with env added to the
+// test's environment, and kills it when the test ends.
+func startBinary(t *testing.T, bin, cfgPath string, env ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, cfgPath: cfgPath, out: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(binPath, "-config", cfgPath)
+	d.cmd = exec.Command(bin, "-config", cfgPath)
+	if len(env) > 0 {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -53,25 +53,7 @@ keypad: {type: sim}
 timing: {lock_pulse_ms: 5000}
 `, filepath.Join(dir, "data"), con.Name(), pin))
 	trigger, pins := filepath.Join(dir, "panic-now"), filepath.Join(dir, "pins")
-	d := &daemon{t: t, cfgPath: cfg, out: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "-config", cfg)
-	d.cmd.Env = append(os.Environ(), "SMARTBOXD_FAULT_PANIC_FILE="+trigger, "SMARTBOXD_FAULT_PINS="+pins)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			d.cmd.Process.Kill()
-			<-d.exited
-		}
-		if t.Failed() {
-			t.Logf("daemon output:\n%s", d.out.String())
-		}
-	})
+	d := startBinary(t, bin, cfg, "SMARTBOXD_FAULT_PANIC_FILE="+trigger, "SMARTBOXD_FAULT_PINS="+pins)
 	c := newConsoleClient(t, con)
 	waitFor(t, 20*time.Second, "the console", func() bool { return strings.Contains(c.do("help"), "OK") })
 	if ans := c.do("login " + pin); !strings.Contains(ans, "\r\nOK\r\n") {
