@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"smartboxd/contract"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"smartboxd/contract"
 )
 
 // command is one console command of a logged-in session.

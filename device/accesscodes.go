@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"smartboxd/contract"
-	"smartboxd/internal/weekly"
-	"smartboxd/store"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"smartboxd/contract"
+	"smartboxd/internal/weekly"
+	"smartboxd/store"
 )
 
 // validateCode checks a keypad entry or a code given in a command: 4 to 16

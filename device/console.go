@@ -3,9 +3,10 @@ package device
 import (
 	"context"
 	"errors"
+	"time"
+
 	"smartboxd/contract"
 	"smartboxd/store"
-	"time"
 )
 
 // LoginResult is how a console login went.

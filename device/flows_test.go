@@ -2,10 +2,11 @@ package device
 
 import (
 	"slices"
-	"smartboxd/contract"
 	"strings"
 	"testing"
 	"time"
+
+	"smartboxd/contract"
 )
 
 func TestPickupByAccessCode(t *testing.T) {

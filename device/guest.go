@@ -1,8 +1,9 @@
 package device
 
 import (
-	"smartboxd/contract"
 	"time"
+
+	"smartboxd/contract"
 )
 
 // Guest is what the person at the box is shown of the box's decisions: the

@@ -3,10 +3,11 @@ package device
 import (
 	"context"
 	"crypto/hmac"
+	"time"
+
 	"smartboxd/contract"
 	"smartboxd/offline"
 	"smartboxd/store"
-	"time"
 )
 
 // KeypadEntry takes a submitted keypad entry. It implements keypad.Sink.

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"smartboxd/contract"
-	"smartboxd/store"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"smartboxd/contract"
+	"smartboxd/store"
 )
 
 // keyData is key.upsert's data; absent fields keep their value on update.

@@ -1,8 +1,9 @@
 package device
 
 import (
-	"smartboxd/store"
 	"time"
+
+	"smartboxd/store"
 )
 
 // lockout is the brute-force guard of the keypad (and, alike, of the

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+
 	"smartboxd/contract"
 	"smartboxd/store"
 )

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
+
 	"smartboxd/contract"
 	"smartboxd/store"
-	"strings"
 )
 
 // snapEnv answers the validators' look-ups from the snapshot's own records

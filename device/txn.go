@@ -2,9 +2,10 @@ package device
 
 import (
 	"errors"
+	"time"
+
 	"smartboxd/contract"
 	"smartboxd/store"
-	"time"
 )
 
 // commit runs fn in one store transaction; when it commits, the state

@@ -8,9 +8,10 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"smartboxd/contract"
 	"testing"
 	"time"
+
+	"smartboxd/contract"
 )
 
 func TestKeyRoundTrip(t *testing.T) {

@@ -7,9 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"smartboxd/contract"
 	"strconv"
 	"time"
+
+	"smartboxd/contract"
 )
 
 // Append adds an event to the outbox (and the history) and returns it with

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"regexp"
 	"slices"
-	"smartboxd/contract"
 	"testing"
 	"time"
+
+	"smartboxd/contract"
 )
 
 func TestAppendEvent(t *testing.T) {

@@ -2,8 +2,9 @@ package store
 
 import (
 	"encoding/json"
-	"smartboxd/contract"
 	"time"
+
+	"smartboxd/contract"
 )
 
 // Bin is the durable part of a bin: what is in it. Sessions (a bin opened

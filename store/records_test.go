@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
-	"smartboxd/contract"
 	"strings"
 	"testing"
 	"time"
+
+	"smartboxd/contract"
 )
 
 func TestReplies(t *testing.T) {

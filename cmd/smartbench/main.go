@@ -51,10 +51,11 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"smartboxd/internal/mqtttest"
 	"strings"
 	"syscall"
 	"time"
+
+	"smartboxd/internal/mqtttest"
 )
 
 // logFunc reports progress.

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"smartboxd/internal/mqtttest"
 	"strings"
 	"testing"
 	"time"
+
+	"smartboxd/internal/mqtttest"
 )
 
 // needMosquitto installs the broker the way the other tests do (make deps)

@@ -2,6 +2,7 @@ package mqttlink
 
 import (
 	"context"
+
 	"smartboxd/contract"
 )
 
