@@ -162,6 +162,15 @@ func startBinary(t *testing.T, bin, cfgPath string, env ...string) *daemon {
 		select {
 		case <-d.exited:
 		default:
+			if t.Failed() {
+				// A daemon still running when its test failed may be
+				// stuck: SIGQUIT makes it print every goroutine first.
+				d.cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-d.exited:
+				case <-time.After(5 * time.Second):
+				}
+			}
 			d.cmd.Process.Kill()
 			<-d.exited
 		}
