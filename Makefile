@@ -21,9 +21,9 @@ build: ## build smartboxd and the demo cloud into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/democloud ./cmd/democloud
 
 test: deps ## every test: fuzz targets briefly, the unit tests under qemu for arm/arm64, then all tests with -race
-	bash .ci/fuzz.sh $(FUZZTIME)
-	bash .ci/test-arm.sh
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	time bash .ci/fuzz.sh $(FUZZTIME)
+	time bash .ci/test-arm.sh
+	time $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)

@@ -8,9 +8,10 @@ trap 'rm -f "$log"' EXIT
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for target in $(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' "$dir"/*_test.go 2>/dev/null | awk '{print $2}' | sort -u); do
-		echo "fuzz $pkg $target ($time)"
+		began=$SECONDS
 		for try in 1 2; do
 			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$time" "$pkg" >"$log" 2>&1; then
+				echo "fuzz $pkg $target ($time): ok in $((SECONDS - began))s"
 				break
 			fi
 			# The fuzzing engine itself sometimes misses its own deadline on

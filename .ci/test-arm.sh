@@ -24,11 +24,12 @@ for arch in arm arm64; do
 	[ "$arch" = arm ] && qemu=qemu-arm-static
 	for pkg in $pkgs; do
 		name=$(echo "$pkg" | tr / _)
+		began=$SECONDS
 		GOOS=linux GOARCH=$arch GOARM=7 CGO_ENABLED=0 go test -c -o "$out/$name.$arch" "$pkg" 2>&1
 		[ -f "$out/$name.$arch" ] || continue # no test files
 		dir=$(go list -f '{{.Dir}}' "$pkg")
 		if (cd "$dir" && SMARTBOX_EXEC_WRAPPER="$qemu" "$qemu" "$out/$name.$arch" -test.short -test.count=1 >"$out/log" 2>&1); then
-			echo "ok   $arch $pkg"
+			echo "ok   $arch $pkg ($((SECONDS - began))s)"
 		else
 			echo "FAIL $arch $pkg"; cat "$out/log"; fail=1
 		fi
