@@ -192,7 +192,7 @@ func (d *DB) Backup(dir string) error {
 	if err := os.MkdirAll(bdir, 0o700); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return writeAtomic(filepath.Join(bdir, DBFile), func(w io.Writer) error {
 			_, err := tx.WriteTo(w)
 			return err

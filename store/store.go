@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -56,6 +57,11 @@ var (
 	// ErrBadSecret is returned by Open when the secret file is not a secret,
 	// or is missing beside an existing database.
 	ErrBadSecret = errors.New("store: secret file is corrupt")
+	// ErrBroken is returned by every call on a DB once a panic went through
+	// one of its transactions: bbolt's writer lock may still be held and
+	// its view of the file may be wrong, so nothing more is written, and
+	// the process should end (and start again, checking the file).
+	ErrBroken = errors.New("store: a transaction panicked; the database is closed to this process")
 )
 
 // BucketCodeIndex is the bucket of the code index (keyed hash -> owner), for
@@ -135,7 +141,8 @@ type DB struct {
 	secret []byte
 	opts   Options
 	boot   uint64
-	hmacs  sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret
+	hmacs  sync.Pool   // of hash.Hash: HMAC-SHA256 keyed with secret
+	broken atomic.Bool // a panic went through a transaction
 }
 
 // Open opens (creating when missing) the data directory, its secret and the
@@ -246,7 +253,7 @@ func syncDir(dir string) error {
 
 // migrate brings the file to SchemaVersion and counts this boot.
 func (d *DB) migrate() error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
@@ -269,8 +276,26 @@ func (d *DB) migrate() error {
 	})
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close closes the database. After a transaction panicked it returns
+// ErrBroken and leaves the file to the process's exit: bbolt's Close would
+// wait for the writer lock the panic left held.
+func (d *DB) Close() error {
+	if d.broken.Load() {
+		return ErrBroken
+	}
+	return d.db.Close()
+}
+
+// Broken reports whether a panic went through one of the DB's transactions.
+func (d *DB) Broken() bool { return d.broken.Load() }
+
+// guard marks the DB broken when a panic leaves a transaction: *done is
+// still false then. The panic goes on, with its stack.
+func (d *DB) guard(done *bool) {
+	if !*done {
+		d.broken.Store(true)
+	}
+}
 
 // Path is the database file's path.
 func (d *DB) Path() string { return d.db.Path() }
@@ -301,16 +326,36 @@ func (d *DB) CodeHash(code string) []byte {
 // Update runs fn in a read-write transaction, committed (and fsync'd) when fn
 // returns nil and rolled back otherwise.
 func (d *DB) Update(fn func(tx *Tx) error) error {
-	return d.db.Update(func(btx *bolt.Tx) error {
-		return fn(d.wrap(btx))
-	})
+	return d.update(func(btx *bolt.Tx) error { return fn(d.wrap(btx)) })
 }
 
 // View runs fn in a read-only transaction.
 func (d *DB) View(fn func(tx *Tx) error) error {
-	return d.db.View(func(btx *bolt.Tx) error {
-		return fn(d.wrap(btx))
-	})
+	return d.view(func(btx *bolt.Tx) error { return fn(d.wrap(btx)) })
+}
+
+// update and view are bbolt's, refusing once the DB is broken and marking
+// it broken when a panic goes through.
+func (d *DB) update(fn func(*bolt.Tx) error) error {
+	if d.broken.Load() {
+		return ErrBroken
+	}
+	done := false
+	defer d.guard(&done)
+	err := d.db.Update(fn)
+	done = true
+	return err
+}
+
+func (d *DB) view(fn func(*bolt.Tx) error) error {
+	if d.broken.Load() {
+		return ErrBroken
+	}
+	done := false
+	defer d.guard(&done)
+	err := d.db.View(fn)
+	done = true
+	return err
 }
 
 func (d *DB) wrap(btx *bolt.Tx) *Tx {
@@ -353,7 +398,7 @@ func addU64(b *bolt.Bucket, k []byte, delta int64) error {
 // 1 the first time.
 func (d *DB) NextSession() (uint64, error) {
 	var n uint64
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		n = getU64(meta, metaSession) + 1
 		return putU64(meta, metaSession, n)
@@ -368,7 +413,7 @@ func (d *DB) NextSession() (uint64, error) {
 // before the first.
 func (d *DB) Session() (uint64, error) {
 	var n uint64
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		n = getU64(tx.Bucket(bucketMeta), metaSession)
 		return nil
 	})
