@@ -261,6 +261,18 @@ func runAndKill(t *testing.T, work, mnt, logPath string, after, steps int, wait 
 	<-done
 }
 
+// crashRounds is SMARTBOX_FAULTFS_ROUNDS when set (a longer hunt), else
+// def, or 3 in short mode.
+func crashRounds(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("SMARTBOX_FAULTFS_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	if testing.Short() {
+		return 3
+	}
+	return def
+}
+
 // TestCrashBolt kills a process committing to a bbolt database on the
 // mount at random moments, cuts the power, torn or not, and checks that
 // the durable file opens, passes tx.Check and holds every transaction
@@ -269,10 +281,7 @@ func TestCrashBolt(t *testing.T) {
 	if os.Getenv(childEnv) != "" {
 		t.Skip("in the child")
 	}
-	rounds := 8
-	if testing.Short() {
-		rounds = 3
-	}
+	rounds := crashRounds(8)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 2))

@@ -183,7 +183,15 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 			// Passthrough would let the kernel write to the backing file
 			// without asking us.
 			DisabledCapabilities: fuse.CAP_PASSTHROUGH,
-			Debug:                opts.Debug,
+			// Every change reaches the backing files through this mount
+			// while it is up, so the kernel's page cache is always right
+			// and must not be dropped when a GETATTR sees a newer mtime:
+			// that automatic invalidation races a write in flight — a
+			// read-only mapping (bbolt's) faults the page back in from
+			// the backing file before the write lands there, and keeps
+			// the stale page. A disk has no such window.
+			ExplicitDataCacheControl: true,
+			Debug:                    opts.Debug,
 		},
 	})
 	if err != nil {
