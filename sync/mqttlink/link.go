@@ -183,6 +183,7 @@ type Stats struct {
 	InFlight   int    // events published and not yet acknowledged
 	Published  uint64 // event publishes since start, repeats included
 	Reconnects int    // connections made after the first
+	Attempts   uint64 // connection attempts started since Run started, the successful ones included
 	LastError  string // the last connection failure, "" if none
 	Replies    int    // command replies waiting for the link to come back
 	Acks       uint64 // valid events/acks taken from the cloud since Run started (acks taken together count once)
@@ -476,6 +477,7 @@ func (l *Link) keepConnected(ctx context.Context) {
 		c := mqtt.NewClient(l.pahoOptions(b, session, lost))
 		l.mu.Lock()
 		l.conn = connection{client: c, broker: b, session: session}
+		l.stats.Attempts++
 		l.mu.Unlock()
 		tok := c.Connect()
 		select {
