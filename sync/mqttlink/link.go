@@ -148,7 +148,8 @@ type Config struct {
 	// jitter: the wait before attempt k (k failed attempts in a row before
 	// it) is drawn uniformly from [0, min(ReconnectMax, ReconnectMin·2^k)).
 	// The first connect after Run starts waits up to ReconnectMin too, so a
-	// fleet powered on together spreads out. Defaults 1 s and 60 s.
+	// fleet powered on together spreads out, and so does the first after a
+	// lost connection. Defaults 1 s and 60 s.
 	ReconnectMin, ReconnectMax time.Duration
 	// ConnectTimeout is how long an attempt waits for the broker to accept
 	// the connection; default 30 s. A broker cluster under a reconnect
