@@ -228,7 +228,7 @@ func (f *fleet) waitFor(ctx context.Context, what string, cond func() bool) erro
 // ramp starts the boxes at o.rampRate a second and waits until the cloud
 // has seen each online.
 func (f *fleet) ramp(ctx context.Context, dir string) error {
-	bo := boxOptions{dir: dir, brokers: f.brokerList, cloudKey: f.cloud.public(), ackTimeout: f.o.ackTimeout, fsync: f.o.fsync, log: f.o.log}
+	bo := boxOptions{dir: dir, brokers: f.brokerList, cloudKey: f.cloud.public(), ackTimeout: f.o.ackTimeout, reconnMin: f.o.reconnMin, fsync: f.o.fsync, log: f.o.log}
 	t0 := time.Now()
 	every := time.Duration(float64(time.Second) / f.o.rampRate)
 	for i := range f.o.n {
@@ -388,32 +388,66 @@ func (f *fleet) storm(ctx context.Context) error {
 }
 
 // outage: the broker is away while every box writes o.outageSteps guest
-// steps; then it comes back and the backlog drains (mosquitto only: a
-// cluster without a majority of nodes refuses MQTT connections, and its
-// whole-cluster restart is the operator's, not the boxes').
+// steps; then it comes back and the backlog drains. On mosquitto the broker
+// is stopped; on a cluster every node is killed at once, as a site's power
+// loss would (one node or two down leave the boxes a node to move to, or,
+// without a majority, refuse them all), and all are started again together.
+// It notes, as for the storm, how the boxes came back.
 func (f *fleet) outage(ctx context.Context) error {
-	if f.br.mosq == nil {
-		f.res.Notes = append(f.res.Notes, "outage: not run on the cluster (a node kill is its failure)")
-		return nil
-	}
 	f.stopTraffic()
 	if err := f.drained(ctx); err != nil {
 		return err
 	}
-	f.br.mosq.Stop()
+	before := f.sessions()
+	stopped := time.Now()
+	if f.br.mosq != nil {
+		f.br.mosq.Stop()
+	} else {
+		for i := range f.br.urls {
+			if err := f.br.rabbit.Kill(i); err != nil {
+				return err
+			}
+		}
+	}
 	f.burst(f.o.outageSteps)
 	backlog := 0
 	for _, b := range f.boxes {
 		backlog += b.outbox().Depth
 	}
 	f.res.OutageBacklog = backlog
-	if err := f.br.mosq.Relaunch(); err != nil {
+	if err := f.restartAll(); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	err := f.drained(ctx)
+	f.res.OutageDownS = t0.Sub(stopped).Seconds()
+	err := f.waitFor(ctx, "every box back online after the outage", func() bool {
+		for i, b := range f.boxes {
+			if s := b.link.Stats(); s.Session <= before[i] || !s.Connected {
+				return false
+			}
+		}
+		return true
+	})
+	f.res.OutageBackOnlineS = time.Since(t0).Seconds()
+	conns, _ := f.reconnectsSince(stopped)
+	f.res.OutageSeries, f.res.OutagePeakConnectsPerS = perSecond(conns, t0)
+	f.res.OutagePeakShare = float64(f.res.OutagePeakConnectsPerS) / float64(len(f.boxes))
+	if err != nil {
+		return err
+	}
+	err = f.drained(ctx)
 	f.res.OutageDrainS = time.Since(t0).Seconds()
 	return err
+}
+
+// restartAll starts the broker again after the outage: mosquitto, or every
+// node of the cluster at once (a node waits for its peers' tables as it
+// boots).
+func (f *fleet) restartAll() error {
+	if f.br.mosq != nil {
+		return f.br.mosq.Relaunch()
+	}
+	return f.br.rabbit.StartAll()
 }
 
 // drained waits until every box's outbox is empty and the cloud has every
