@@ -62,10 +62,7 @@ type MQTT struct {
 	// broker is lost.
 	Brokers       []string `yaml:"brokers"`
 	ReconnectMaxS int      `yaml:"reconnect_max_s"` // the reconnect backoff's ceiling; default 60
-	// ReconnectMinS is the backoff's first window, at start and after a
-	// lost connection, doubled per failed attempt; default 1 (§9). A fleet
-	// on one broker raises it so that its boxes spread over that long.
-	ReconnectMinS int `yaml:"reconnect_min_s"`
+	ReconnectMinS int      `yaml:"reconnect_min_s"` // the backoff's first window, at start and after a loss; default 1
 	TopicPrefix   string   `yaml:"topic_prefix"`    // default "smartbox"
 	ClientID      string   `yaml:"client_id"`       // default box_id
 	Username      string   `yaml:"username"`        //
