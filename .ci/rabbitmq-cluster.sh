@@ -7,6 +7,7 @@
 #   rabbitmq-cluster.sh status [DIR]          one line per node; exit 0 only if all are up
 #   rabbitmq-cluster.sh kill-node  DIR N      SIGKILL node N's Erlang VM (N counts from 1)
 #   rabbitmq-cluster.sh start-node DIR N      start node N again; it rejoins the cluster
+#   rabbitmq-cluster.sh start-nodes DIR       start every node that is down, together
 #   rabbitmq-cluster.sh ctl DIR N ARGS...     run rabbitmqctl ARGS against node N
 #
 # DIR defaults to $RABBIT_CLUSTER_DIR or /tmp/smartboxd-rabbit. Everything the
@@ -62,7 +63,7 @@ note() {
 }
 
 usage() {
-	sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -391,6 +392,27 @@ cmd_start_node() {
 	wait_node "$n" || die "rabbit-$n@localhost did not boot"
 }
 
+# cmd_start_nodes boots every node that is not running at once and waits
+# for each. After the whole cluster went down, a node waits as it boots for
+# the tables of the peers that were running when it stopped, so the nodes
+# must boot together: one started alone waits for the others, then fails.
+# Booting together, each restoring its queues, they take longer than one:
+# each gets twice START_TIMEOUT.
+cmd_start_nodes() {
+	load_env
+	local n started=()
+	START_TIMEOUT=$((START_TIMEOUT * 2))
+	port_busy "$EPMD_PORT" || start_epmd
+	for n in $(seq 1 "$NODES"); do
+		beam_pid "$n" >/dev/null && continue
+		launch "$n"
+		started+=("$n")
+	done
+	for n in "${started[@]}"; do
+		wait_node "$n" || die "rabbit-$n@localhost did not boot"
+	done
+}
+
 cmd_kill_node() {
 	load_env
 	local n=$1 p
@@ -463,6 +485,10 @@ kill-node)
 start-node)
 	[ $# -eq 2 ] || usage
 	cmd_start_node "$2"
+	;;
+start-nodes)
+	[ $# -eq 1 ] || usage
+	cmd_start_nodes
 	;;
 ctl)
 	[ $# -ge 3 ] || usage

@@ -46,6 +46,7 @@ type boxOptions struct {
 	brokers    func(i int) []string // the broker list of box i
 	cloudKey   ed25519.PublicKey
 	ackTimeout time.Duration
+	reconnMin  time.Duration
 	fsync      bool
 	log        *slog.Logger
 }
@@ -78,8 +79,8 @@ func startBox(i int, o boxOptions) (*simBox, error) {
 	b.box = box
 	b.link, err = mqttlink.New(mqttlink.Config{
 		Brokers: o.brokers(i), BoxID: id, Version: "fleetsim", BootID: fmt.Sprintf("boot-%d", db.Boot()),
-		AckTimeout: o.ackTimeout,
-		Logger:     o.log.With("box", id, "part", "mqtt"),
+		AckTimeout: o.ackTimeout, ReconnectMin: o.reconnMin,
+		Logger: o.log.With("box", id, "part", "mqtt"),
 	}, box, db)
 	if err != nil {
 		db.Close()

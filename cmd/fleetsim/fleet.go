@@ -61,17 +61,19 @@ type fleet struct {
 	// The boxes' reconnects, as their links count them (sampleConnects).
 	connMu   sync.Mutex
 	connects []time.Time
+	attempts []time.Time
 	stopSamp chan struct{}
 	sampDone chan struct{}
 }
 
-// sampleConnects notes, every 20 ms, each reconnect the boxes' links
-// counted since the last look: the times of the reconnect storm, seen
-// from the boxes (the cloud's own reconnect would bunch the statuses it
-// receives).
+// sampleConnects notes, every 20 ms, each reconnect and each connection
+// attempt the boxes' links counted since the last look: the times of the
+// reconnect storm, seen from the boxes (the cloud's own reconnect would
+// bunch the statuses it receives).
 func (f *fleet) sampleConnects() {
 	defer close(f.sampDone)
 	last := make([]int, len(f.boxes))
+	lastTry := make([]uint64, len(f.boxes))
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -79,35 +81,40 @@ func (f *fleet) sampleConnects() {
 		case <-f.stopSamp:
 			return
 		case now := <-t.C:
-			var add []time.Time
+			var add, tries []time.Time
 			for i, b := range f.boxes {
-				if n := b.link.Stats().Reconnects; n > last[i] {
-					for range n - last[i] {
-						add = append(add, now)
-					}
-					last[i] = n
+				s := b.link.Stats()
+				for ; last[i] < s.Reconnects; last[i]++ {
+					add = append(add, now)
+				}
+				for ; lastTry[i] < s.Attempts; lastTry[i]++ {
+					tries = append(tries, now)
 				}
 			}
-			if len(add) > 0 {
+			if len(add) > 0 || len(tries) > 0 {
 				f.connMu.Lock()
 				f.connects = append(f.connects, add...)
+				f.attempts = append(f.attempts, tries...)
 				f.connMu.Unlock()
 			}
 		}
 	}
 }
 
-// reconnectsSince are the reconnect times noted from t on.
-func (f *fleet) reconnectsSince(t time.Time) []time.Time {
+// reconnectsSince are the reconnect and attempt times noted from t on.
+func (f *fleet) reconnectsSince(t time.Time) (connects, attempts []time.Time) {
 	f.connMu.Lock()
 	defer f.connMu.Unlock()
-	var out []time.Time
-	for _, c := range f.connects {
-		if !c.Before(t) {
-			out = append(out, c)
+	from := func(ts []time.Time) []time.Time {
+		var out []time.Time
+		for _, c := range ts {
+			if !c.Before(t) {
+				out = append(out, c)
+			}
 		}
+		return out
 	}
-	return out
+	return from(f.connects), from(f.attempts)
 }
 
 // runFleet runs every scenario of kind's broker on a fleet of o.n boxes.
@@ -221,7 +228,7 @@ func (f *fleet) waitFor(ctx context.Context, what string, cond func() bool) erro
 // ramp starts the boxes at o.rampRate a second and waits until the cloud
 // has seen each online.
 func (f *fleet) ramp(ctx context.Context, dir string) error {
-	bo := boxOptions{dir: dir, brokers: f.brokerList, cloudKey: f.cloud.public(), ackTimeout: f.o.ackTimeout, fsync: f.o.fsync, log: f.o.log}
+	bo := boxOptions{dir: dir, brokers: f.brokerList, cloudKey: f.cloud.public(), ackTimeout: f.o.ackTimeout, reconnMin: f.o.reconnMin, fsync: f.o.fsync, log: f.o.log}
 	t0 := time.Now()
 	every := time.Duration(float64(time.Second) / f.o.rampRate)
 	for i := range f.o.n {
@@ -310,16 +317,18 @@ func (f *fleet) sessions() []uint64 {
 // session and is connected.
 func (f *fleet) storm(ctx context.Context) error {
 	before := f.sessions()
-	var t0 time.Time
+	var t0, stopped time.Time
 	var moved []int // the boxes expected to reconnect
 	if f.br.mosq != nil {
 		f.res.Storm = fmt.Sprintf("broker restart, down %v", f.o.down)
+		stopped = time.Now()
 		f.br.mosq.Stop()
 		time.Sleep(f.o.down)
 		if err := f.br.mosq.Relaunch(); err != nil {
 			return err
 		}
 		t0 = time.Now()
+		f.res.StormDownS = t0.Sub(stopped).Seconds()
 		for i := range f.boxes {
 			moved = append(moved, i)
 		}
@@ -339,6 +348,7 @@ func (f *fleet) storm(ctx context.Context) error {
 		moved = on[f.br.urls[victim]]
 		f.res.Storm = fmt.Sprintf("node %d of %d killed (%d boxes on it)", victim+1, len(f.br.urls), len(moved))
 		t0 = time.Now()
+		stopped = t0
 		if err := f.br.rabbit.Kill(victim); err != nil {
 			return err
 		}
@@ -360,7 +370,12 @@ func (f *fleet) storm(ctx context.Context) error {
 	})
 	back := time.Since(t0)
 	f.res.BackOnlineS = back.Seconds()
-	f.res.StormSeries, f.res.PeakConnectsPerS = perSecond(f.reconnectsSince(t0.Add(-f.o.down-time.Second)), t0)
+	conns, tries := f.reconnectsSince(stopped.Add(-time.Second))
+	f.res.StormSeries, f.res.PeakConnectsPerS = perSecond(conns, t0)
+	f.res.StormAttempts, _ = perSecond(tries, stopped)
+	if len(f.res.StormAttempts) > 0 {
+		f.res.StormAttempts = f.res.StormAttempts[1:] // nothing before the stop
+	}
 	f.res.PeakShare = float64(f.res.PeakConnectsPerS) / float64(len(f.boxes))
 	now := f.sessions()
 	for i := range now {
@@ -373,32 +388,66 @@ func (f *fleet) storm(ctx context.Context) error {
 }
 
 // outage: the broker is away while every box writes o.outageSteps guest
-// steps; then it comes back and the backlog drains (mosquitto only: a
-// cluster without a majority of nodes refuses MQTT connections, and its
-// whole-cluster restart is the operator's, not the boxes').
+// steps; then it comes back and the backlog drains. On mosquitto the broker
+// is stopped; on a cluster every node is killed at once, as a site's power
+// loss would (one node or two down leave the boxes a node to move to, or,
+// without a majority, refuse them all), and all are started again together.
+// It notes, as for the storm, how the boxes came back.
 func (f *fleet) outage(ctx context.Context) error {
-	if f.br.mosq == nil {
-		f.res.Notes = append(f.res.Notes, "outage: not run on the cluster (a node kill is its failure)")
-		return nil
-	}
 	f.stopTraffic()
 	if err := f.drained(ctx); err != nil {
 		return err
 	}
-	f.br.mosq.Stop()
+	before := f.sessions()
+	stopped := time.Now()
+	if f.br.mosq != nil {
+		f.br.mosq.Stop()
+	} else {
+		for i := range f.br.urls {
+			if err := f.br.rabbit.Kill(i); err != nil {
+				return err
+			}
+		}
+	}
 	f.burst(f.o.outageSteps)
 	backlog := 0
 	for _, b := range f.boxes {
 		backlog += b.outbox().Depth
 	}
 	f.res.OutageBacklog = backlog
-	if err := f.br.mosq.Relaunch(); err != nil {
+	if err := f.restartAll(); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	err := f.drained(ctx)
+	f.res.OutageDownS = t0.Sub(stopped).Seconds()
+	err := f.waitFor(ctx, "every box back online after the outage", func() bool {
+		for i, b := range f.boxes {
+			if s := b.link.Stats(); s.Session <= before[i] || !s.Connected {
+				return false
+			}
+		}
+		return true
+	})
+	f.res.OutageBackOnlineS = time.Since(t0).Seconds()
+	conns, _ := f.reconnectsSince(stopped)
+	f.res.OutageSeries, f.res.OutagePeakConnectsPerS = perSecond(conns, t0)
+	f.res.OutagePeakShare = float64(f.res.OutagePeakConnectsPerS) / float64(len(f.boxes))
+	if err != nil {
+		return err
+	}
+	err = f.drained(ctx)
 	f.res.OutageDrainS = time.Since(t0).Seconds()
 	return err
+}
+
+// restartAll starts the broker again after the outage: mosquitto, or every
+// node of the cluster at once (a node waits for its peers' tables as it
+// boots).
+func (f *fleet) restartAll() error {
+	if f.br.mosq != nil {
+		return f.br.mosq.Relaunch()
+	}
+	return f.br.rabbit.StartAll()
 }
 
 // drained waits until every box's outbox is empty and the cloud has every

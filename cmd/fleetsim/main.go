@@ -22,16 +22,19 @@
 //     -steady.
 //   - restart (mosquitto): the broker is stopped under traffic, stays down
 //     -down, and starts again: the reconnect storm. Peak connects a second
-//     (the cloud's "online":true arrivals per one-second bucket) and the
-//     time from the broker's return until every box has a new session.
+//     (the boxes' links' reconnects per one-second bucket; their attempts
+//     a second too) and the time from the broker's return until every box
+//     has a new session.
 //   - node kill (RabbitMQ): under traffic, the node holding most boxes is
 //     killed; its boxes move to the next node of their list. The same
 //     figures; the node is started again afterwards.
-//   - outage (mosquitto): the broker is stopped and every box writes
+//   - outage: the broker is stopped (on the cluster every node is killed at
+//     once, as a site's power loss would) and every box writes
 //     -outage-steps guest steps, as fast as the boxes take them: an hour of
 //     a busy box's traffic compressed (the events carry the box's real clock,
-//     so their "at" spans the compressed time, not an hour); the broker starts
-//     again and the backlog drains. The backlog and the drain time.
+//     so their "at" spans the compressed time, not an hour); the broker (all
+//     its nodes together) starts again and the backlog drains. The backlog,
+//     the reconnects as for the storm, and the drain time.
 //   - fan-out: one signed bin.open to every box at once; the round trip
 //     from publish to reply, p50 and p99.
 //
@@ -45,7 +48,9 @@
 // was lost.
 //
 // Each box uses the link's defaults (in-flight window 512, reconnect
-// backoff 1 s to 60 s, ack timeout 60 s); stores skip fsync unless
+// backoff up to 60 s, ack timeout 60 s) but for the backoff's first window,
+// -reconnect-min (20 s, as mqtt.reconnect_min_s: 20 sets it for a fleet
+// sharing a broker; the box's default is 1 s); stores skip fsync unless
 // -fsync, since a thousand boxes share one disk here and not in the field.
 // Raise the file descriptor limit first (ulimit -n): a box holds its
 // database and its connection; make fleet does.
@@ -64,6 +69,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"smartboxd/sync/mqttlink"
 )
 
 // options size a run.
@@ -76,6 +83,7 @@ type options struct {
 	down        time.Duration
 	outageSteps int
 	ackTimeout  time.Duration
+	reconnMin   time.Duration // the boxes' first reconnect window (mqtt.reconnect_min_s)
 	subscribers int
 	fsync       bool
 	dir         string
@@ -89,7 +97,7 @@ func defaultOptions() options {
 	return options{
 		n: 1000, brokers: []string{"mosquitto", "rabbitmq"},
 		rampRate: 200, rate: 200, steady: 30 * time.Second, down: 10 * time.Second,
-		outageSteps: 30, ackTimeout: 60 * time.Second, subscribers: 4,
+		outageSteps: 30, ackTimeout: 60 * time.Second, reconnMin: 20 * time.Second, subscribers: 4,
 		wait: 5 * time.Minute,
 	}
 }
@@ -113,8 +121,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.rate, "rate", o.rate, "guest steps a second over the whole fleet")
 	fs.DurationVar(&o.steady, "steady", o.steady, "how long the steady traffic runs")
 	fs.DurationVar(&o.down, "down", o.down, "how long a restarted broker stays down")
-	fs.IntVar(&o.outageSteps, "outage-steps", o.outageSteps, "guest steps every box takes during the outage (mosquitto)")
+	fs.IntVar(&o.outageSteps, "outage-steps", o.outageSteps, "guest steps every box takes during the outage")
 	fs.DurationVar(&o.ackTimeout, "ack-timeout", o.ackTimeout, "the boxes' mqtt ack timeout")
+	fs.DurationVar(&o.reconnMin, "reconnect-min", o.reconnMin, "the boxes' first reconnect window, at start and after a loss (mqtt.reconnect_min_s)")
 	fs.IntVar(&o.subscribers, "subscribers", o.subscribers, "the cloud's event subscribers in the shared subscription (mosquitto)")
 	fs.BoolVar(&o.fsync, "fsync", false, "fsync every box's store (one disk serves the whole fleet here)")
 	fs.StringVar(&o.dir, "dir", "", "work directory (default a new temporary one, removed at the end)")
@@ -126,6 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.n < 1 {
 		return errors.New("-n: at least one box")
+	}
+	if o.reconnMin <= 0 || o.reconnMin > mqttlink.DefaultReconnectMax {
+		return fmt.Errorf("-reconnect-min: %v, want more than 0 and at most %v", o.reconnMin, mqttlink.DefaultReconnectMax)
 	}
 	o.brokers = strings.Split(*brokers, ",")
 	for _, b := range o.brokers {

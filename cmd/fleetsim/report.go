@@ -30,12 +30,25 @@ type result struct {
 	PeakShare        float64 `json:"peak_share"`          // of the fleet
 	// StormSeries counts the reconnects per second: the first entry those
 	// before the broker's return (or the kill), then one a second.
-	StormSeries []int   `json:"storm_series"`
-	BackOnlineS float64 `json:"back_online_s"` // from the broker's return (or the kill)
-	StaleWills  int     `json:"stale_wills"`   // wills of older sessions the cloud ignored
+	StormSeries []int `json:"storm_series"`
+	// StormAttempts counts the connection attempts a second, the failed
+	// ones included, from the broker's stop (or the kill) on: on
+	// mosquitto the first StormDownS seconds are the broker's absence.
+	StormAttempts []int   `json:"storm_attempts"`
+	StormDownS    float64 `json:"storm_down_s,omitempty"`
+	BackOnlineS   float64 `json:"back_online_s"` // from the broker's return (or the kill)
+	StaleWills    int     `json:"stale_wills"`   // wills of older sessions the cloud ignored
 
 	OutageBacklog int     `json:"outage_backlog,omitempty"` // events waiting in the outboxes
 	OutageDrainS  float64 `json:"outage_drain_s,omitempty"` // from the broker's return to every outbox empty
+	// The boxes' return after the outage, as for the storm: the broker's
+	// downtime, the time until every box had a new session, and the
+	// reconnects a second from the broker's return.
+	OutageDownS            float64 `json:"outage_down_s,omitempty"`
+	OutageBackOnlineS      float64 `json:"outage_back_online_s,omitempty"`
+	OutagePeakConnectsPerS int     `json:"outage_peak_connects_per_s,omitempty"`
+	OutagePeakShare        float64 `json:"outage_peak_share,omitempty"`
+	OutageSeries           []int   `json:"outage_series,omitempty"`
 
 	Produced  uint64 `json:"events_produced"`
 	Delivered uint64 `json:"events_delivered"` // distinct seqs the cloud got
@@ -61,10 +74,16 @@ func printResult(w io.Writer, kind string, r *result) {
 	row("storm", r.Storm)
 	row("  boxes reconnected", strconv.Itoa(r.StormReconnected))
 	row("  peak connects a second", fmt.Sprintf("%d (%.1f%% of the fleet)", r.PeakConnectsPerS, 100*r.PeakShare))
+	row("  connects a second", fmt.Sprint(r.StormSeries))
+	row("  attempts a second", fmt.Sprint(r.StormAttempts))
 	row("  every box back online after", fmt.Sprintf("%.1f s", r.BackOnlineS))
 	row("  stale wills ignored", strconv.Itoa(r.StaleWills))
 	if r.OutageBacklog > 0 {
 		row("outage backlog", fmt.Sprintf("%d events", r.OutageBacklog))
+		row("  broker down", fmt.Sprintf("%.1f s", r.OutageDownS))
+		row("  peak connects a second", fmt.Sprintf("%d (%.1f%% of the fleet)", r.OutagePeakConnectsPerS, 100*r.OutagePeakShare))
+		row("  connects a second", fmt.Sprint(r.OutageSeries))
+		row("  every box back online after", fmt.Sprintf("%.1f s", r.OutageBackOnlineS))
 		row("  drained in", fmt.Sprintf("%.1f s", r.OutageDrainS))
 	}
 	row("events produced", strconv.FormatUint(r.Produced, 10))

@@ -30,6 +30,7 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"mqtt.keepalive_s", time.Duration(c.MQTT.KeepAliveS) * time.Second, mqttlink.DefaultKeepAlive},
 		{"mqtt.in_flight", c.MQTT.InFlight, mqttlink.DefaultInFlight},
 		{"mqtt.reconnect_max_s", time.Duration(c.MQTT.ReconnectMaxS) * time.Second, mqttlink.DefaultReconnectMax},
+		{"mqtt.reconnect_min_s", time.Duration(c.MQTT.ReconnectMinS) * time.Second, mqttlink.DefaultReconnectMin},
 		{"mqtt.max_payload_kb", c.MQTT.MaxPayloadKB << 10, contract.DefaultMaxPayload},
 		{"mqtt.snapshot_max_mb", c.MQTT.SnapshotMaxMB << 20, contract.DefaultMaxSnapshotPayload},
 		{"console.idle_logout_s", time.Duration(c.Console.IdleLogoutS) * time.Second, console.DefaultIdleLogout},

@@ -567,6 +567,7 @@ func newLink(cfg *config.Config, box *device.Box, db *store.DB, bootID, sealKey 
 		Version: version, BootID: bootID, SealKey: sealKey, Firmware: fw, Clock: clock, Logger: log.With("part", "mqtt"),
 	}
 	lc.ReconnectMax = time.Duration(m.ReconnectMaxS) * time.Second
+	lc.ReconnectMin = time.Duration(m.ReconnectMinS) * time.Second
 	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
 		if lc.TLS, err = mqttlink.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile); err != nil {
 			return nil, fmt.Errorf("mqtt.tls: %w", err)

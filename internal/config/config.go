@@ -62,6 +62,7 @@ type MQTT struct {
 	// broker is lost.
 	Brokers       []string `yaml:"brokers"`
 	ReconnectMaxS int      `yaml:"reconnect_max_s"` // the reconnect backoff's ceiling; default 60
+	ReconnectMinS int      `yaml:"reconnect_min_s"` // the backoff's first window, at start and after a loss; default 1
 	TopicPrefix   string   `yaml:"topic_prefix"`    // default "smartbox"
 	ClientID      string   `yaml:"client_id"`       // default box_id
 	Username      string   `yaml:"username"`        //

@@ -32,6 +32,7 @@ func Default() *Config {
 			Ack:           "cloud",
 			KeepAliveS:    30,
 			ReconnectMaxS: 60,
+			ReconnectMinS: 1,
 			InFlight:      512,
 			MaxPayloadKB:  256,
 			SnapshotMaxMB: 64,

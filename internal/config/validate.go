@@ -297,6 +297,10 @@ func (c *Config) checkMQTT(v *checker) {
 	}
 	v.positive("mqtt.keepalive_s", m.KeepAliveS)
 	v.positive("mqtt.reconnect_max_s", m.ReconnectMaxS)
+	v.positive("mqtt.reconnect_min_s", m.ReconnectMinS)
+	if m.ReconnectMinS > m.ReconnectMaxS && m.ReconnectMaxS > 0 {
+		v.add("mqtt.reconnect_min_s", "%d is above mqtt.reconnect_max_s (%d)", m.ReconnectMinS, m.ReconnectMaxS)
+	}
 	v.positive("mqtt.in_flight", m.InFlight)
 	v.positive("mqtt.max_payload_kb", m.MaxPayloadKB)
 	v.positive("mqtt.snapshot_max_mb", m.SnapshotMaxMB)

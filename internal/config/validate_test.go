@@ -79,6 +79,10 @@ func TestRules(t *testing.T) {
 		{"brokers empty entry", head + simBins + "mqtt: {brokers: ['']}\n", []string{"mqtt.brokers[0]"}, ""},
 		{"brokers ssl without ca", head + simBins + "mqtt: {brokers: ['tcp://a:1883', 'ssl://b:8883']}\n", []string{"mqtt.tls.ca_file"}, "ssl://"},
 		{"reconnect max zero", head + simBins + "mqtt: {broker: 'tcp://a:1883', reconnect_max_s: 0}\n", []string{"mqtt.reconnect_max_s"}, ""},
+		{"reconnect min 20", head + simBins + "mqtt: {broker: 'tcp://a:1883', reconnect_min_s: 20}\n", nil, ""},
+		{"reconnect min zero", head + simBins + "mqtt: {broker: 'tcp://a:1883', reconnect_min_s: 0}\n", []string{"mqtt.reconnect_min_s"}, ""},
+		{"reconnect min above max", head + simBins + "mqtt: {broker: 'tcp://a:1883', reconnect_min_s: 90}\n", []string{"mqtt.reconnect_min_s"}, "above mqtt.reconnect_max_s (60)"},
+		{"reconnect min at max", head + simBins + "mqtt: {broker: 'tcp://a:1883', reconnect_min_s: 30, reconnect_max_s: 30}\n", nil, ""},
 
 		// mqtt.broker.
 		{"broker offline", head + simBins + "mqtt: {broker: ''}\n", nil, ""},

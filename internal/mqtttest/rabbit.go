@@ -121,6 +121,16 @@ func (c *RabbitCluster) Start(i int) error {
 	return nil
 }
 
+// StartAll starts every node that is not running, all at once, and waits
+// until each accepts MQTT connections: after the whole cluster went down
+// the nodes must boot together, since each waits for its peers' tables.
+func (c *RabbitCluster) StartAll() error {
+	if out, err := c.run("start-nodes", c.dir); err != nil {
+		return fmt.Errorf("mqtttest: start every node: %w\n%s", err, out)
+	}
+	return nil
+}
+
 // Ctl runs rabbitmqctl with args against node i and returns its output, for
 // looking at queues, connections and policies.
 func (c *RabbitCluster) Ctl(i int, args ...string) (string, error) {

@@ -26,8 +26,13 @@
 // ReconnectMin doubled once per failed attempt in a row, at most
 // ReconnectMax; a connection that was made resets the doubling. The first
 // attempt after Run starts waits up to ReconnectMin, so that boxes powered
-// on together spread out. paho's own reconnect is off: its backoff has no
-// jitter, and each attempt needs a new last will.
+// on together spread out, and so does the first after a lost connection.
+// ReconnectMin is 1 s by default (§9); a fleet sharing a broker raises it
+// (mqtt.reconnect_min_s), since the boxes a broker restart or a node's loss
+// cut off at one instant come back over about that long, whatever the
+// broker's downtime: each box's own blip then costs it up to that long too.
+// paho's own reconnect is off: its backoff has no jitter, and each attempt
+// needs a new last will.
 //
 // Every connection has a session number, one above the last, kept across
 // restarts by the SessionCounter (the store). The number is taken, and

@@ -148,7 +148,8 @@ type Config struct {
 	// jitter: the wait before attempt k (k failed attempts in a row before
 	// it) is drawn uniformly from [0, min(ReconnectMax, ReconnectMin·2^k)).
 	// The first connect after Run starts waits up to ReconnectMin too, so a
-	// fleet powered on together spreads out. Defaults 1 s and 60 s.
+	// fleet powered on together spreads out, and so does the first after a
+	// lost connection. Defaults 1 s and 60 s.
 	ReconnectMin, ReconnectMax time.Duration
 	// ConnectTimeout is how long an attempt waits for the broker to accept
 	// the connection; default 30 s. A broker cluster under a reconnect
@@ -183,6 +184,7 @@ type Stats struct {
 	InFlight   int    // events published and not yet acknowledged
 	Published  uint64 // event publishes since start, repeats included
 	Reconnects int    // connections made after the first
+	Attempts   uint64 // connection attempts started since Run started, the successful ones included
 	LastError  string // the last connection failure, "" if none
 	Replies    int    // command replies waiting for the link to come back
 	Acks       uint64 // valid events/acks taken from the cloud since Run started (acks taken together count once)
@@ -476,6 +478,7 @@ func (l *Link) keepConnected(ctx context.Context) {
 		c := mqtt.NewClient(l.pahoOptions(b, session, lost))
 		l.mu.Lock()
 		l.conn = connection{client: c, broker: b, session: session}
+		l.stats.Attempts++
 		l.mu.Unlock()
 		tok := c.Connect()
 		select {
