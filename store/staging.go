@@ -83,7 +83,7 @@ func (t *Tx) StageKey(k *Key) error {
 			return fmt.Errorf("store: stage fob: %w", err)
 		}
 	}
-	return putJSON(s.Bucket(bucketKeys), []byte(k.ID), k)
+	return putRecord(s.Bucket(bucketKeys), []byte(k.ID), encodeKey(k))
 }
 
 // StageAccessCode writes a into the stage with its schedule entry; its code
@@ -103,7 +103,7 @@ func (t *Tx) StageAccessCode(a *AccessCode) error {
 			return fmt.Errorf("store: stage schedule: %w", err)
 		}
 	}
-	return putJSON(s.Bucket(bucketCodes), []byte(a.ID), a)
+	return putRecord(s.Bucket(bucketCodes), []byte(a.ID), encodeAccessCode(a))
 }
 
 // StageCodeIndex indexes a staged record's code under its keyed hash.
