@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -351,4 +353,88 @@ func (r *reader) done() error {
 		r.err = fmt.Errorf("%d bytes left over", len(r.b))
 	}
 	return r.err
+}
+
+// eventTypes are the event types written as one byte (see appendEnum).
+var eventTypes = []string{
+	contract.EventDeviceStarted, contract.EventBinUnlocked, contract.EventBinOpenFailed, contract.EventBinDoorHeldOpen,
+	contract.EventBinForced, contract.EventKeyDroppedOff, contract.EventKeyPickedUp, contract.EventKeyUpdated,
+	contract.EventKeyUnlinked, contract.EventKeyRetired, contract.EventFobLinked, contract.EventFobUnknown,
+	contract.EventFobRemoved, contract.EventCodeRejected, contract.EventKeypadLockedOut, contract.EventKeypadLockoutEnded,
+	contract.EventKeypadLockoutCleared, contract.EventAccessCodeStatus, contract.EventConsoleLogin, contract.EventConsoleCommand,
+	contract.EventConsoleLockedOut, contract.EventInventoryMismatch, contract.EventReaderFault, contract.EventReaderOK,
+	contract.EventOutboxOverflow, contract.EventSettingsChanged, contract.EventSnapshotApplied, contract.EventDropoffWrongKey,
+	contract.EventDropoffTimeout, contract.EventPickupTimeout, contract.EventOfflineKeySet, contract.EventOfflineRevoked,
+	contract.EventStoreRestored, contract.EventSafeMode, contract.EventPowerOnBattery, contract.EventPowerMains,
+	contract.EventPowerLow, contract.EventPowerFault, contract.EventPowerOK, contract.EventFirmwareStatus,
+}
+
+// encodeStoredEvent is ev's outbox (and history) value, format 1: the
+// format byte, the id's bytes (ids are hex: kept as the bytes they spell),
+// the box id, the type, the time in Unix milliseconds (events are stamped
+// to the millisecond, in UTC), then the data's JSON to the end. The seq is
+// the record's bbolt key. Pending writes the event's JSON from it.
+func encodeStoredEvent(ev contract.Event) []byte {
+	id, err := hex.DecodeString(ev.ID)
+	idFlag := byte(1)
+	if err != nil || hex.EncodeToString(id) != ev.ID {
+		id, idFlag = []byte(ev.ID), 0 // not lower-case hex: kept as it is
+	}
+	b := make([]byte, 0, 40+len(ev.BoxID)+len(ev.Data))
+	b = append(b, formatV1, idFlag)
+	b = appendBytes(b, id)
+	b = appendString(b, ev.BoxID)
+	b = appendEnum(b, ev.Type, eventTypes)
+	b = binary.AppendVarint(b, ev.At.UnixMilli())
+	return append(b, ev.Data...)
+}
+
+// decodeStoredEvent reads the event stored under seq, in either format.
+func decodeStoredEvent(seq uint64, v []byte) (contract.Event, error) {
+	var ev contract.Event
+	if len(v) > 0 && v[0] == formatJSON {
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return ev, fmt.Errorf("%w: event %d: %w", ErrBadRecord, seq, err)
+		}
+		return ev, nil
+	}
+	r := reader{b: v}
+	r.format()
+	idFlag := r.byte()
+	id := r.raw()
+	switch {
+	case r.err != nil:
+	case idFlag == 1:
+		ev.ID = hex.EncodeToString(id)
+	case idFlag == 0:
+		ev.ID = string(id)
+	default:
+		r.fail("unknown id form %d", idFlag)
+	}
+	ev.BoxID = r.string()
+	ev.Type = r.enum(eventTypes)
+	ms := r.varint()
+	if r.err != nil {
+		return contract.Event{}, fmt.Errorf("%w: event %d: %v", ErrBadRecord, seq, r.err)
+	}
+	ev.Seq = seq
+	ev.At = time.UnixMilli(ms).UTC()
+	if len(r.b) > 0 {
+		ev.Data = append(json.RawMessage(nil), r.b...)
+	}
+	return ev, nil
+}
+
+// eventJSON is the JSON of the event stored under seq: the value itself
+// when it is JSON, else written from the binary form as Append wrote it
+// before.
+func eventJSON(seq uint64, v []byte) ([]byte, error) {
+	if len(v) > 0 && v[0] == formatJSON {
+		return bytes.Clone(v), nil
+	}
+	ev, err := decodeStoredEvent(seq, v)
+	if err != nil {
+		return nil, err
+	}
+	return encodeEvent(ev), nil
 }

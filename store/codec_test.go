@@ -278,3 +278,115 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func codecEvents() []contract.Event {
+	return []contract.Event{
+		{ID: "0123456789abcdef01234567", BoxID: "box-test", Seq: 7, Type: contract.EventKeyPickedUp,
+			At: t0.Add(123 * time.Millisecond), Data: json.RawMessage(`{"key_id":"k","bin":2}`)},
+		{ID: "not-hex", BoxID: "", Seq: 8, Type: "vendor.thing", At: time.UnixMilli(-1).UTC(), Data: json.RawMessage(`null`)},
+	}
+}
+
+// Events read back, and publish, exactly as the JSON the outbox once held.
+func TestEventCodecRoundTrip(t *testing.T) {
+	for _, ev := range codecEvents() {
+		t.Run(ev.Type, func(t *testing.T) {
+			v := encodeStoredEvent(ev)
+			got, err := decodeStoredEvent(ev.Seq, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, ev) {
+				t.Errorf("decoded %+v, want %+v", got, ev)
+			}
+			payload, err := eventJSON(ev.Seq, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := json.Marshal(ev)
+			if !bytes.Equal(payload, want) {
+				t.Errorf("payload %s, want %s", payload, want)
+			}
+			if len(v) >= len(want) {
+				t.Errorf("binary %d bytes, JSON %d", len(v), len(want))
+			}
+		})
+	}
+}
+
+// An outbox written before the binary form drains as it was, beside new
+// events, and its events show in the history.
+func TestEventCodecReadsJSONEvents(t *testing.T) {
+	db, dir := openTest(t, Options{})
+	old := codecEvents()[0]
+	err := db.Bolt().Update(func(tx *bolt.Tx) error {
+		raw, err := json.Marshal(old)
+		if err != nil {
+			return err
+		}
+		ob := tx.Bucket(bucketOutbox)
+		if err := ob.SetSequence(old.Seq); err != nil {
+			return err
+		}
+		if err := ob.Put(be64(old.Seq), raw); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketHistory).Put(be64(old.Seq), raw); err != nil {
+			return err
+		}
+		return putU64(tx.Bucket(bucketMeta), metaOutboxDepth, 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openAt(t, dir, Options{})
+	next := appendN(t, db, contract.EventBinUnlocked, 1)[0]
+	recs := pending(t, db, 0, 10)
+	if got := seqs(recs); !reflect.DeepEqual(got, []uint64{old.Seq, old.Seq + 1}) {
+		t.Fatalf("pending seqs %v", got)
+	}
+	for i, want := range []contract.Event{old, next} {
+		if got := decodeEvent(t, recs[i].Payload); !reflect.DeepEqual(got, want) {
+			t.Errorf("pending %d: %+v, want %+v", i, got, want)
+		}
+	}
+	if s := stats(t, db); !s.OldestAt.Equal(old.At) || s.Depth != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	recent, err := db.Recent(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(recent, []contract.Event{old, next}) {
+		t.Errorf("recent %+v", recent)
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, ev := range codecEvents() {
+		f.Add(encodeStoredEvent(ev))
+		raw, _ := json.Marshal(ev)
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		ev, err := decodeStoredEvent(1, v)
+		if err != nil {
+			if !errors.Is(err, ErrBadRecord) {
+				t.Errorf("error %v is not ErrBadRecord", err)
+			}
+			// JSON is published as it was stored; a binary value is refused.
+			if _, jerr := eventJSON(1, v); jerr == nil && v[0] != formatJSON {
+				t.Errorf("eventJSON took what decodeStoredEvent refused: %v", err)
+			}
+			return
+		}
+		if v[0] != formatV1 {
+			return
+		}
+		again, err := decodeStoredEvent(1, encodeStoredEvent(ev))
+		if err != nil || !reflect.DeepEqual(ev, again) {
+			t.Errorf("event %x does not round-trip: %+v, %+v, %v", v, ev, again, err)
+		}
+	})
+}

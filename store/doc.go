@@ -22,8 +22,11 @@
 // A right code check decodes two of them without encoding/json. Records
 // written by earlier firmware are JSON objects, whose first byte is '{':
 // they still read, and each is written anew in the binary form when it next
-// changes (a snapshot rewrites them all). A value in neither form is
-// ErrBadRecord.
+// changes (a snapshot rewrites them all). Events in the outbox and the
+// history are kept the same way (encodeStoredEvent): the envelope in binary,
+// the data as its JSON once, and Pending writes the event's JSON as it is
+// published; an event queued as JSON by earlier firmware is published as
+// it was stored. A value in neither form is ErrBadRecord.
 //
 // # Outbox
 //
