@@ -47,8 +47,10 @@ func (t *Tx) appendOnly(name []byte) *bolt.Bucket {
 	return b
 }
 
-// appendFill is the fill percent of the append-only buckets.
-const appendFill = 0.95
+// appendFill is the fill percent of the append-only buckets, and of the
+// stage's buckets written in key order: full, since nothing lands before
+// the last key.
+const appendFill = 1.0
 
 // forget drops a cached bucket that was deleted and made anew.
 func (t *Tx) forget(name []byte) { delete(t.open, string(name)) }
@@ -65,7 +67,7 @@ func (t *Tx) history() *bolt.Bucket   { return t.appendOnly(bucketHistory) }
 func (t *Tx) replies() *bolt.Bucket   { return t.bucket(bucketReplies) }
 func (t *Tx) replyLog() *bolt.Bucket  { return t.bucket(bucketReplyLog) }
 func (t *Tx) offline() *bolt.Bucket   { return t.bucket(bucketOffline) }
-func (t *Tx) outboxIdx() *bolt.Bucket { return t.bucket(bucketOutboxIdx) }
+func (t *Tx) outboxIdx() *bolt.Bucket { return t.appendOnly(bucketOutboxIdx) } // a sequence per class
 
 func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	raw := b.Get(k)
