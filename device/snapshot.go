@@ -96,16 +96,23 @@ type snapRun struct {
 	fobs    map[string]string          // fob -> staged key id
 	owners  map[string]store.CodeOwner // keyed hash -> staged owner
 	codeIDs map[string]bool            // access code ids read
-	index   []string                   // the hashes of codes, sorted, once every record is staged
-	indexed int                        // how many of index are staged
-	keys    *json.Decoder              // nil once read
-	codes   *json.Decoder
-	ki, ci  int // records read
-	began   bool
-	staged  bool // every record is staged (and committed)
-	kept    []string
-	result  contract.SnapshotResult
-	gen     map[string]string
+	// The access codes read, encoded, staged in id order once every
+	// record is read (or pendingLimit bytes of them): in the order they
+	// come they would leave the stage's pages half empty.
+	pending      []store.EncodedAccessCode
+	pendingBytes int
+	sorted       bool          // pending is sorted and being staged
+	written      int           // how many of pending are staged
+	index        []string      // the hashes of codes, sorted, once every record is staged
+	indexed      int           // how many of index are staged
+	keys         *json.Decoder // nil once read
+	codes        *json.Decoder
+	ki, ci       int // records read
+	began        bool
+	staged       bool // every record is staged (and committed)
+	kept         []string
+	result       contract.SnapshotResult
+	gen          map[string]string
 }
 
 // executeSnapshot runs a snapshot command in chunks, each one turn of the
@@ -380,7 +387,13 @@ func (r *snapRun) step(b *Box, c *txc, budget int) (bool, error) {
 			return false, err
 		}
 	}
-	for ; r.keys == nil && r.codes != nil && more(); n++ {
+	if r.sorted {
+		// A run of codes over pendingLimit is being staged.
+		if done, err := r.flush(c, budget); !done || err != nil {
+			return false, err
+		}
+	}
+	for ; r.keys == nil && r.codes != nil && more() && r.pendingBytes < pendingLimit; n++ {
 		if !r.codes.More() {
 			r.codes = nil
 			break
@@ -399,9 +412,16 @@ func (r *snapRun) step(b *Box, c *txc, budget int) (bool, error) {
 		}
 	}
 	if r.keys != nil || r.codes != nil {
+		if r.pendingBytes >= pendingLimit {
+			_, err := r.flush(c, budget)
+			return false, err
+		}
 		return false, nil
 	}
-	// The code index last, in hash order.
+	// The access codes, in id order, then the code index, in hash order.
+	if done, err := r.flush(c, budget); !done || err != nil {
+		return false, err
+	}
 	if r.index == nil {
 		r.index = make([]string, 0, len(r.owners))
 		for h := range r.owners {
@@ -418,8 +438,33 @@ func (r *snapRun) step(b *Box, c *txc, budget int) (bool, error) {
 	return r.indexed == len(r.index), nil
 }
 
-// indexChunk is how many code index entries are staged per record of a
-// chunk: they are small and go in in order.
+// flush stages the pending access codes in id order, a chunk per call, and
+// reports whether none are left.
+func (r *snapRun) flush(c *txc, budget int) (bool, error) {
+	if !r.sorted {
+		slices.SortFunc(r.pending, func(x, y store.EncodedAccessCode) int { return bytes.Compare(x.ID(), y.ID()) })
+		r.sorted = true
+	}
+	for end := min(len(r.pending), r.written+indexChunk*budget); r.written < end; r.written++ {
+		if err := c.tx.StageEncoded(r.pending[r.written]); err != nil {
+			return false, err
+		}
+	}
+	if r.written < len(r.pending) {
+		return false, nil
+	}
+	r.pending, r.written, r.pendingBytes, r.sorted = nil, 0, 0, false
+	return true, nil
+}
+
+// pendingLimit bounds the encoded access codes a snapshot holds before it
+// stages them (100,000 codes take about 14 MB); a larger snapshot is staged
+// in several sorted runs.
+const pendingLimit = 16 << 20
+
+// indexChunk is how many code index entries (or encoded access codes) are
+// staged per record of a chunk: they go in in order, and are neither
+// decoded nor checked again.
 const indexChunk = 5
 
 func (r *snapRun) stageKey(b *Box, c *txc, env *snapEnv, i int, kd keyData) error {
@@ -492,9 +537,9 @@ func (r *snapRun) stageCode(b *Box, c *txc, env *snapEnv, i int, ad accessCodeDa
 			return nil
 		}
 	}
-	if err := c.tx.StageAccessCode(a); err != nil {
-		return err
-	}
+	e := store.EncodeAccessCode(a)
+	r.pending = append(r.pending, e)
+	r.pendingBytes += e.Size()
 	r.owners[string(a.CodeHash)] = store.CodeOwner{Kind: store.OwnerAccessCode, ID: a.ID}
 	return nil
 }

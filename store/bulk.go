@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 )
@@ -17,11 +16,7 @@ type kv struct{ k, v []byte }
 func (t *Tx) ReplaceAll(version string, keys []*Key, codes []*AccessCode) error {
 	var keyRecs, fobRecs, codeRecs, idxRecs, schedRecs []kv
 	for _, k := range keys {
-		raw, err := json.Marshal(k)
-		if err != nil {
-			return fmt.Errorf("store: encode key: %w", err)
-		}
-		keyRecs = append(keyRecs, kv{[]byte(k.ID), raw})
+		keyRecs = append(keyRecs, kv{[]byte(k.ID), encodeKey(k)})
 		if k.Fob != "" {
 			fobRecs = append(fobRecs, kv{[]byte(k.Fob), []byte(k.ID)})
 		}
@@ -30,11 +25,7 @@ func (t *Tx) ReplaceAll(version string, keys []*Key, codes []*AccessCode) error 
 		}
 	}
 	for _, a := range codes {
-		raw, err := json.Marshal(a)
-		if err != nil {
-			return fmt.Errorf("store: encode access code: %w", err)
-		}
-		codeRecs = append(codeRecs, kv{[]byte(a.ID), raw})
+		codeRecs = append(codeRecs, kv{[]byte(a.ID), encodeAccessCode(a)})
 		idxRecs = append(idxRecs, kv{a.CodeHash, owner(OwnerAccessCode, a.ID)})
 		if at := a.NextTransition(); !at.IsZero() {
 			schedRecs = append(schedRecs, kv{schedKey(at, a.ID), nil})

@@ -14,6 +14,20 @@
 // HMAC-SHA256 under a per-box secret kept in <data_dir>/secret (mode 0600,
 // made on first open): a keypad lookup is one Get on the 32-byte keyed hash.
 //
+// # Record formats
+//
+// Access codes and keys are stored in a compact binary form: a leading
+// format byte (1), then the record's fields as length-prefixed bytes and
+// varints, the id being the bbolt key (see encodeAccessCode and encodeKey).
+// A right code check decodes two of them without encoding/json. Records
+// written by earlier firmware are JSON objects, whose first byte is '{':
+// they still read, and each is written anew in the binary form when it next
+// changes (a snapshot rewrites them all). Events in the outbox and the
+// history are kept the same way (encodeStoredEvent): the envelope in binary,
+// the data as its JSON once, and Pending writes the event's JSON as it is
+// published; an event queued as JSON by earlier firmware is published as
+// it was stored. A value in neither form is ErrBadRecord.
+//
 // # Outbox
 //
 // Events are ordered by the outbox bucket's NextSequence, never by wall time

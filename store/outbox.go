@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -50,7 +49,8 @@ func (t *Tx) append(typ string, at time.Time, data any) (contract.Event, error) 
 		return contract.Event{}, fmt.Errorf("store: event id: %w", err)
 	}
 	ev := contract.Event{ID: hex.EncodeToString(id[:]), BoxID: t.d.opts.BoxID, Seq: seq, Type: typ, At: at.UTC().Truncate(time.Millisecond), Data: raw}
-	payload := encodeEvent(ev)
+	// One encoding, the binary one, written to the outbox and the history.
+	payload := encodeStoredEvent(ev)
 	if err := t.outbox().Put(be64(seq), payload); err != nil {
 		return contract.Event{}, fmt.Errorf("store: append event: %w", err)
 	}
@@ -138,7 +138,12 @@ func (d *DB) Pending(after uint64, max int) ([]Record, error) {
 	err := d.View(func(t *Tx) error {
 		c := t.outbox().Cursor()
 		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			out = append(out, Record{Seq: binary.BigEndian.Uint64(k), Payload: bytes.Clone(v)})
+			seq := binary.BigEndian.Uint64(k)
+			payload, err := eventJSON(seq, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, Record{Seq: seq, Payload: payload})
 		}
 		return nil
 	})
@@ -217,11 +222,8 @@ func (t *Tx) OutboxStats() OutboxStats {
 		LastSeq: t.outbox().Sequence(),
 		Acked:   getU64(t.meta(), metaAcked),
 	}
-	if _, v := t.outbox().Cursor().First(); v != nil {
-		var ev struct {
-			At time.Time `json:"at"`
-		}
-		if json.Unmarshal(v, &ev) == nil {
+	if k, v := t.outbox().Cursor().First(); v != nil {
+		if ev, err := decodeStoredEvent(binary.BigEndian.Uint64(k), v); err == nil {
 			s.OldestAt = ev.At
 		}
 	}
@@ -240,14 +242,14 @@ func (d *DB) Recent(n int) ([]contract.Event, error) {
 	var out []contract.Event
 	err := d.View(func(t *Tx) error {
 		c := t.history().Cursor()
-		var raws [][]byte
+		var keys, raws [][]byte
 		for k, v := c.Last(); k != nil && len(raws) < n; k, v = c.Prev() {
-			raws = append(raws, v)
+			keys, raws = append(keys, k), append(raws, v)
 		}
 		for i := len(raws) - 1; i >= 0; i-- {
-			var ev contract.Event
-			if err := json.Unmarshal(raws[i], &ev); err != nil {
-				return fmt.Errorf("store: decode event: %w", err)
+			ev, err := decodeStoredEvent(binary.BigEndian.Uint64(keys[i]), raws[i])
+			if err != nil {
+				return err
 			}
 			out = append(out, ev)
 		}

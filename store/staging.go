@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -26,12 +28,20 @@ var ErrNoStage = errors.New("store: no snapshot is staged")
 
 func (t *Tx) stage() *bolt.Bucket { return t.tx.Bucket(bucketStage) }
 
+// staged returns the stage's bucket name. The access codes and the code
+// index are written in key order (see StageEncoded, StageCodeIndex), so
+// their pages are filled as they split; bbolt keeps a fill percent only
+// for the transaction that set it.
 func (t *Tx) staged(name []byte) *bolt.Bucket {
 	s := t.stage()
 	if s == nil {
 		return nil
 	}
-	return s.Bucket(name)
+	b := s.Bucket(name)
+	if b != nil && (bytes.Equal(name, bucketCodes) || bytes.Equal(name, bucketCodeIndex)) {
+		b.FillPercent = appendFill
+	}
+	return b
 }
 
 // BeginStage drops any earlier stage and begins an empty one.
@@ -44,11 +54,9 @@ func (t *Tx) BeginStage() error {
 		return fmt.Errorf("store: begin stage: %w", err)
 	}
 	for _, name := range replaced {
-		b, err := s.CreateBucket(name)
-		if err != nil {
+		if _, err := s.CreateBucket(name); err != nil {
 			return fmt.Errorf("store: begin stage: %w", err)
 		}
-		b.FillPercent = 0.9
 	}
 	return nil
 }
@@ -83,27 +91,53 @@ func (t *Tx) StageKey(k *Key) error {
 			return fmt.Errorf("store: stage fob: %w", err)
 		}
 	}
-	return putJSON(s.Bucket(bucketKeys), []byte(k.ID), k)
+	return putRecord(s.Bucket(bucketKeys), []byte(k.ID), encodeKey(k))
 }
 
 // StageAccessCode writes a into the stage with its schedule entry; its code
 // index entry goes in with StageCodeIndex.
 func (t *Tx) StageAccessCode(a *AccessCode) error {
-	s := t.stage()
-	if s == nil {
+	return t.StageEncoded(EncodeAccessCode(a))
+}
+
+// EncodedAccessCode is an access code in its stored form, ready to stage:
+// a snapshot keeps its codes so while it reads them (about half the size
+// of the structs), then stages them in id order.
+type EncodedAccessCode struct {
+	id, value []byte
+	next      time.Time // the code's next transition, zero for none
+}
+
+// EncodeAccessCode encodes a for StageEncoded.
+func EncodeAccessCode(a *AccessCode) EncodedAccessCode {
+	return EncodedAccessCode{id: []byte(a.ID), value: encodeAccessCode(a), next: a.NextTransition()}
+}
+
+// ID is the encoded code's id.
+func (e EncodedAccessCode) ID() []byte { return e.id }
+
+// Size is how many bytes the encoded code holds.
+func (e EncodedAccessCode) Size() int { return len(e.id) + len(e.value) }
+
+// StageEncoded writes an encoded access code into the stage with its
+// schedule entry. Codes staged in id order fill the stage's pages to the
+// brim (in random order they would be left half empty).
+func (t *Tx) StageEncoded(e EncodedAccessCode) error {
+	codes := t.staged(bucketCodes)
+	if codes == nil {
 		return ErrNoStage
 	}
-	if s.Bucket(bucketCodes).Get([]byte(a.ID)) == nil {
-		if err := addU64(s, stageCodes, 1); err != nil {
+	if codes.Get(e.id) == nil {
+		if err := addU64(t.stage(), stageCodes, 1); err != nil {
 			return err
 		}
 	}
-	if at := a.NextTransition(); !at.IsZero() {
-		if err := s.Bucket(bucketSchedule).Put(schedKey(at, a.ID), nil); err != nil {
+	if !e.next.IsZero() {
+		if err := t.staged(bucketSchedule).Put(schedKey(e.next, string(e.id)), nil); err != nil {
 			return fmt.Errorf("store: stage schedule: %w", err)
 		}
 	}
-	return putJSON(s.Bucket(bucketCodes), []byte(a.ID), a)
+	return putRecord(codes, e.id, e.value)
 }
 
 // StageCodeIndex indexes a staged record's code under its keyed hash.

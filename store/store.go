@@ -33,6 +33,9 @@ const SchemaVersion = 1
 
 const secretSize = 32
 
+// allocSize is how much the database file grows at a time.
+const allocSize = 2 << 20
+
 // Defaults of Options.
 const (
 	DefaultTimeout   = time.Second // how long Open waits for another process's lock
@@ -193,6 +196,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// Grow the file allocSize at a time rather than bbolt's 16 MiB, so it
+	// stays within a few MiB of the pages it uses: the file is what the
+	// card holds (and backs up), a fsync'd truncate per step is cheap.
+	bdb.AllocSize = allocSize
 	d := &DB{db: bdb, secret: secret, opts: opts}
 	if opts.ReadOnly {
 		return d, nil

@@ -47,8 +47,10 @@ func (t *Tx) appendOnly(name []byte) *bolt.Bucket {
 	return b
 }
 
-// appendFill is the fill percent of the append-only buckets.
-const appendFill = 0.95
+// appendFill is the fill percent of the append-only buckets, and of the
+// stage's buckets written in key order: full, since nothing lands before
+// the last key.
+const appendFill = 1.0
 
 // forget drops a cached bucket that was deleted and made anew.
 func (t *Tx) forget(name []byte) { delete(t.open, string(name)) }
@@ -65,7 +67,7 @@ func (t *Tx) history() *bolt.Bucket   { return t.appendOnly(bucketHistory) }
 func (t *Tx) replies() *bolt.Bucket   { return t.bucket(bucketReplies) }
 func (t *Tx) replyLog() *bolt.Bucket  { return t.bucket(bucketReplyLog) }
 func (t *Tx) offline() *bolt.Bucket   { return t.bucket(bucketOffline) }
-func (t *Tx) outboxIdx() *bolt.Bucket { return t.bucket(bucketOutboxIdx) }
+func (t *Tx) outboxIdx() *bolt.Bucket { return t.appendOnly(bucketOutboxIdx) } // a sequence per class
 
 func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	raw := b.Get(k)
@@ -104,12 +106,11 @@ func (t *Tx) PutBin(b Bin) error { return putJSON(t.bins(), binKey(b.ID), b) }
 
 // Key returns the key with id, or nil when there is none.
 func (t *Tx) Key(id string) (*Key, error) {
-	var k Key
-	ok, err := getJSON(t.keys(), []byte(id), &k)
-	if !ok || err != nil {
-		return nil, err
+	v := t.keys().Get([]byte(id))
+	if v == nil {
+		return nil, nil
 	}
-	return &k, nil
+	return decodeKey([]byte(id), v)
 }
 
 // KeyByFob returns the id of the key that owns serial, or "".
@@ -143,7 +144,15 @@ func (t *Tx) PutKey(k *Key) error {
 			return fmt.Errorf("store: index key code: %w", err)
 		}
 	}
-	return putJSON(t.keys(), []byte(k.ID), k)
+	return putRecord(t.keys(), []byte(k.ID), encodeKey(k))
+}
+
+// putRecord writes an encoded access code or key.
+func putRecord(b *bolt.Bucket, k, v []byte) error {
+	if err := b.Put(k, v); err != nil {
+		return fmt.Errorf("store: put %s: %w", k, err)
+	}
+	return nil
 }
 
 // unindexKey drops old's index entries that next (nil: deleting) no longer has.
@@ -180,12 +189,12 @@ func (t *Tx) DeleteKey(id string) error {
 
 // ForEachKey calls fn for every key in id order until fn returns an error.
 func (t *Tx) ForEachKey(fn func(*Key) error) error {
-	return t.keys().ForEach(func(_, v []byte) error {
-		var k Key
-		if err := json.Unmarshal(v, &k); err != nil {
-			return fmt.Errorf("store: decode key: %w", err)
+	return t.keys().ForEach(func(id, v []byte) error {
+		k, err := decodeKey(id, v)
+		if err != nil {
+			return err
 		}
-		return fn(&k)
+		return fn(k)
 	})
 }
 
@@ -210,12 +219,11 @@ func (t *Tx) CodeOwner(hash []byte) (CodeOwner, bool) {
 
 // AccessCode returns the access code with id, or nil.
 func (t *Tx) AccessCode(id string) (*AccessCode, error) {
-	var a AccessCode
-	ok, err := getJSON(t.codes(), []byte(id), &a)
-	if !ok || err != nil {
-		return nil, err
+	v := t.codes().Get([]byte(id))
+	if v == nil {
+		return nil, nil
 	}
-	return &a, nil
+	return decodeAccessCode([]byte(id), v)
 }
 
 // Schedule keys hold Unix nanoseconds, which reach from 1677 to 2262. A time
@@ -263,7 +271,7 @@ func (t *Tx) PutAccessCode(a *AccessCode) error {
 			return fmt.Errorf("store: schedule: %w", err)
 		}
 	}
-	return putJSON(t.codes(), []byte(a.ID), a)
+	return putRecord(t.codes(), []byte(a.ID), encodeAccessCode(a))
 }
 
 func (t *Tx) unindexCode(old *AccessCode) error {
@@ -297,12 +305,12 @@ func (t *Tx) DeleteAccessCode(id string) error {
 
 // ForEachAccessCode calls fn for every access code in id order.
 func (t *Tx) ForEachAccessCode(fn func(*AccessCode) error) error {
-	return t.codes().ForEach(func(_, v []byte) error {
-		var a AccessCode
-		if err := json.Unmarshal(v, &a); err != nil {
-			return fmt.Errorf("store: decode access code: %w", err)
+	return t.codes().ForEach(func(id, v []byte) error {
+		a, err := decodeAccessCode(id, v)
+		if err != nil {
+			return err
 		}
-		return fn(&a)
+		return fn(a)
 	})
 }
 
