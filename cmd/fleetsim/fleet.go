@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -153,6 +154,10 @@ func runFleet(ctx context.Context, o options, kind string) (*result, error) {
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return f.res, err
+		}
+		if slices.Contains(o.skip, s.name) {
+			o.progress("%s: %s skipped", kind, s.name)
+			continue
 		}
 		o.progress("%s: %s", kind, s.name)
 		if err := s.run(ctx); err != nil {

@@ -25,7 +25,9 @@ func TestSmallFleet(t *testing.T) {
 		args   []string
 	}{
 		{"mosquitto", []string{"-n", "20", "-down", "2s", "-outage-steps", "10"}},
-		{"rabbitmq", []string{"-n", "30"}},
+		// The cluster's full outage (every node killed, booted
+		// together) takes minutes of boot; make fleet runs it.
+		{"rabbitmq", []string{"-n", "30", "-skip", "outage"}},
 	} {
 		t.Run(tc.broker, func(t *testing.T) {
 			t.Parallel() // the cluster's start-up dominates; mosquitto's run fits beside it
@@ -60,7 +62,7 @@ func TestSmallFleet(t *testing.T) {
 			if tc.broker == "mosquitto" && r.StormReconnected != rep.N {
 				t.Errorf("mosquitto: %d of %d boxes reconnected after the restart", r.StormReconnected, rep.N)
 			}
-			if r.OutageBacklog == 0 || r.OutageBackOnlineS <= 0 {
+			if tc.broker == "mosquitto" && (r.OutageBacklog == 0 || r.OutageBackOnlineS <= 0) {
 				t.Errorf("outage: backlog %d, back online after %v s", r.OutageBacklog, r.OutageBackOnlineS)
 			}
 		})

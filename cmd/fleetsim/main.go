@@ -38,6 +38,9 @@
 //   - fan-out: one signed bin.open to every box at once; the round trip
 //     from publish to reply, p50 and p99.
 //
+// -skip leaves out the outage or the fan-out (the small fleet of the tests
+// leaves out the cluster's outage, whose boot takes minutes).
+//
 // At the end the traffic stops and the fleet drains; every box's outbox is
 // empty and the cloud has every seq. It prints a table and, last, one JSON
 // line with every figure, per broker: time to all online, peak connects a
@@ -82,6 +85,7 @@ type options struct {
 	steady      time.Duration
 	down        time.Duration
 	outageSteps int
+	skip        []string // scenarios not run (-skip)
 	ackTimeout  time.Duration
 	reconnMin   time.Duration // the boxes' first reconnect window (mqtt.reconnect_min_s)
 	subscribers int
@@ -130,8 +134,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON line to FILE")
 	fs.DurationVar(&o.wait, "wait", o.wait, "how long to wait for the fleet at each step")
 	verbose := fs.Bool("v", false, "log the boxes' warnings and errors")
+	skip := fs.String("skip", "", "scenarios not to run, comma-separated: outage, fan-out")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *skip != "" {
+		for _, s := range strings.Split(*skip, ",") {
+			if s != "outage" && s != "fan-out" {
+				return fmt.Errorf("-skip: %q is not a scenario that can be left out (outage, fan-out)", s)
+			}
+			o.skip = append(o.skip, s)
+		}
 	}
 	if o.n < 1 {
 		return errors.New("-n: at least one box")
