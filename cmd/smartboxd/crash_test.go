@@ -235,6 +235,7 @@ func crashConfig(dir, broker string, readers []*fakeReader, keypad *port) string
 // and codes are what its events say — a one-time code among them opens one
 // bin at most and is removed with the entry that used it.
 func TestCrash(t *testing.T) {
+	t.Parallel() // its own broker, data dir and ports; it waits more than it computes
 	rounds := crashRounds(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d rounds", seed, rounds)

@@ -121,6 +121,7 @@ type powerCutStats struct {
 // which is no lower than what the box had shown acked and no higher than
 // the cloud acked; and the new boot publishes nothing the box had acked.
 func TestPowerCut(t *testing.T) {
+	t.Parallel() // its own broker, data dir and ports; it waits more than it computes
 	rounds := powerCutRounds(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d rounds", seed, rounds)
