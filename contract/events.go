@@ -55,6 +55,11 @@ const (
 	EventOfflineRevoked       = "offline.revoked" // data: the revoked code's window, never the code
 	EventStoreRestored        = "store.restored"
 	EventSafeMode             = "device.safe_mode"
+	// EventOutboxUnreadable stands in, under its seq, for an outbox record
+	// the store cannot read (a corrupt card): the drain goes on, and the
+	// cloud learns an event was lost there. Its "at" is the Unix epoch
+	// (the record's own time is what could not be read).
+	EventOutboxUnreadable = "outbox.unreadable"
 
 	// §10: the supply as the power monitor sees it. on_battery and mains
 	// carry the volts of the reading that crossed battery_below_v; low the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -141,7 +142,7 @@ func (d *DB) Pending(after uint64, max int) ([]Record, error) {
 			seq := binary.BigEndian.Uint64(k)
 			payload, err := eventJSON(seq, v)
 			if err != nil {
-				return err
+				payload = d.unreadableEvent(seq, v, err)
 			}
 			out = append(out, Record{Seq: seq, Payload: payload})
 		}
@@ -292,4 +293,16 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// unreadableEvent is the event published in place of the outbox record v
+// under seq that cannot be read: outbox.unreadable, with an id derived
+// from the record so that every publication of it carries the same one.
+func (d *DB) unreadableEvent(seq uint64, v []byte, err error) []byte {
+	sum := sha256.Sum256(append(be64(seq), v...))
+	data, _ := json.Marshal(map[string]any{"bytes": len(v), "error": err.Error()})
+	return encodeEvent(contract.Event{
+		ID: hex.EncodeToString(sum[:12]), BoxID: d.opts.BoxID, Seq: seq,
+		Type: contract.EventOutboxUnreadable, At: time.Unix(0, 0).UTC(), Data: data,
+	})
 }

@@ -448,3 +448,46 @@ func TestEventEncodingMatchesJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingUnreadableRecord: a record of the outbox that cannot be read
+// (a corrupt card) does not stop the drain: in its place, under its seq,
+// comes an outbox.unreadable event with the same id each time, and the
+// records after it come as they were.
+func TestPendingUnreadableRecord(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	evs := appendN(t, db, "e", 3)
+	garbage := []byte{0x01, 0xff, 0xff, 0xff}
+	if err := db.Update(func(tx *Tx) error { return tx.outbox().Put(be64(2), garbage) }); err != nil {
+		t.Fatal(err)
+	}
+	first := pending(t, db, 0, 10)
+	if got := seqs(first); !slices.Equal(got, seqRange(1, 3)) {
+		t.Fatalf("Pending = %v, want 1..3", got)
+	}
+	for _, r := range []Record{first[0], first[2]} {
+		if ev := decodeEvent(t, r.Payload); ev.ID != evs[r.Seq-1].ID {
+			t.Errorf("record %d holds %+v, appended as %+v", r.Seq, ev, evs[r.Seq-1])
+		}
+	}
+	stand := decodeEvent(t, first[1].Payload)
+	var data struct {
+		Bytes int    `json:"bytes"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(stand.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if stand.Type != contract.EventOutboxUnreadable || stand.Seq != 2 || stand.BoxID != "box-test" || data.Bytes != len(garbage) || data.Error == "" {
+		t.Fatalf("in place of the unreadable record: %s", first[1].Payload)
+	}
+	if stand.ID == evs[1].ID || len(stand.ID) != len(evs[1].ID) {
+		t.Errorf("the stand-in's id %q: want one of the same form as %q, not the same", stand.ID, evs[1].ID)
+	}
+	if again := pending(t, db, 1, 1); string(again[0].Payload) != string(first[1].Payload) {
+		t.Errorf("published again it changed: %s, then %s", first[1].Payload, again[0].Payload)
+	}
+	// The cloud's ack takes it away like any other.
+	if n, err := db.Ack(3); err != nil || n != 3 {
+		t.Fatalf("Ack(3) = %d, %v", n, err)
+	}
+}
