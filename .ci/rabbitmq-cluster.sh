@@ -29,7 +29,8 @@
 #                           persistent sessions (mqtt.durable_queue_type).
 #                           Classic session queues are mirrored to every node
 #                           by the policy "mqtt-sessions".
-#   RABBIT_START_TIMEOUT    seconds to wait for a node to come up (default 90).
+#   RABBIT_START_TIMEOUT    seconds to wait for a node to come up (default 180:
+#                           a node boots in seconds, but minutes on a loaded machine).
 #
 # MQTT settings, and what they mean for a client (RabbitMQ 3.10):
 #   - Anonymous clients are let in as guest, which RabbitMQ allows only from
@@ -49,7 +50,7 @@ set -euo pipefail
 
 RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-START_TIMEOUT="${RABBIT_START_TIMEOUT:-90}"
+START_TIMEOUT="${RABBIT_START_TIMEOUT:-180}"
 QUEUE_TYPE="${RABBIT_MQTT_QUEUE_TYPE:-classic}"
 MAX_NODES=6
 

@@ -19,7 +19,7 @@ import (
 // rabbitScriptTimeout bounds one run of .ci/rabbitmq-cluster.sh. Installing
 // rabbitmq-server and booting three nodes on a busy two-core machine takes
 // a minute or two; a node's own start is bounded by the script.
-const rabbitScriptTimeout = 5 * time.Minute
+const rabbitScriptTimeout = 12 * time.Minute
 
 // ErrRabbitUnavailable is returned when rabbitmq-server is not installed and
 // cannot be installed here (not root, no apt-get, no package archive).
