@@ -248,9 +248,10 @@ func (d *DB) Recent(n int) ([]contract.Event, error) {
 			keys, raws = append(keys, k), append(raws, v)
 		}
 		for i := len(raws) - 1; i >= 0; i-- {
-			ev, err := decodeStoredEvent(binary.BigEndian.Uint64(keys[i]), raws[i])
+			seq := binary.BigEndian.Uint64(keys[i])
+			ev, err := decodeStoredEvent(seq, raws[i])
 			if err != nil {
-				return err
+				ev = t.d.unreadable(seq, raws[i], err)
 			}
 			out = append(out, ev)
 		}
@@ -295,14 +296,19 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// unreadableEvent is the event published in place of the outbox record v
-// under seq that cannot be read: outbox.unreadable, with an id derived
+// unreadable is the event that stands in for the outbox or history record
+// v under seq that cannot be read: outbox.unreadable, with an id derived
 // from the record so that every publication of it carries the same one.
-func (d *DB) unreadableEvent(seq uint64, v []byte, err error) []byte {
+func (d *DB) unreadable(seq uint64, v []byte, err error) contract.Event {
 	sum := sha256.Sum256(append(be64(seq), v...))
 	data, _ := json.Marshal(map[string]any{"bytes": len(v), "error": err.Error()})
-	return encodeEvent(contract.Event{
+	return contract.Event{
 		ID: hex.EncodeToString(sum[:12]), BoxID: d.opts.BoxID, Seq: seq,
 		Type: contract.EventOutboxUnreadable, At: time.Unix(0, 0).UTC(), Data: data,
-	})
+	}
+}
+
+// unreadableEvent is unreadable's JSON, published in the record's place.
+func (d *DB) unreadableEvent(seq uint64, v []byte, err error) []byte {
+	return encodeEvent(d.unreadable(seq, v, err))
 }

@@ -490,4 +490,12 @@ func TestPendingUnreadableRecord(t *testing.T) {
 	if n, err := db.Ack(3); err != nil || n != 3 {
 		t.Fatalf("Ack(3) = %d, %v", n, err)
 	}
+	// The history (the console's recent events) reads past it the same way.
+	if err := db.Update(func(tx *Tx) error { return tx.history().Put(be64(2), garbage) }); err != nil {
+		t.Fatal(err)
+	}
+	recent, err := db.Recent(10)
+	if err != nil || len(recent) != 3 || recent[1].Type != contract.EventOutboxUnreadable || recent[1].ID != stand.ID || recent[2].ID != evs[2].ID {
+		t.Fatalf("Recent = %+v, %v", recent, err)
+	}
 }
