@@ -45,6 +45,9 @@ func (t *Tx) append(typ string, at time.Time, data any) (contract.Event, error) 
 	if err != nil {
 		return contract.Event{}, fmt.Errorf("store: outbox sequence: %w", err)
 	}
+	if err := t.d.raiseSeqFloor(seq); err != nil {
+		return contract.Event{}, err
+	}
 	var id [12]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return contract.Event{}, fmt.Errorf("store: event id: %w", err)

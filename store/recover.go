@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"smartboxd/internal/atomicfile"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -122,6 +123,11 @@ func Recover(dir string, now time.Time) (*Recovery, error) {
 		return nil, err
 	}
 	r := &Recovery{Problem: err.Error(), From: RestoredEmpty}
+	// Whatever the box starts on has an older outbox sequence than the
+	// file it replaces: the mark makes the next Open raise it to the floor.
+	if err := atomicfile.WriteFile(filepath.Join(dir, restoredMark), nil, 0o600); err != nil {
+		return nil, fmt.Errorf("store: mark the restore: %w", err)
+	}
 	r.MovedTo = path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
 	if err := os.Rename(path, r.MovedTo); err != nil {
 		return nil, fmt.Errorf("store: move the corrupt database aside: %w", err)

@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,6 +135,10 @@ type Options struct {
 	History   int           // events kept for the console; default 1000
 	Replies   int           // command replies kept; default 100,000 (see PutStoredReply)
 	NoSync    bool          // skip fsync: tests and benchmarks of non-durable paths only
+	// SeqFloorStep is how far ahead of the outbox's sequence the floor
+	// file is written, each time the sequence reaches it; default 10,000
+	// (one small synced file write per that many events).
+	SeqFloorStep int
 	// ReadOnly opens an existing database for reading only (offline
 	// inspection): nothing is created, migrated or counted.
 	ReadOnly bool
@@ -146,6 +152,8 @@ type DB struct {
 	boot   uint64
 	hmacs  sync.Pool   // of hash.Hash: HMAC-SHA256 keyed with secret
 	broken atomic.Bool // a panic went through a transaction
+	dir    string
+	floor  uint64 // the seq floor on file; written under bbolt's writer lock
 }
 
 // Open opens (creating when missing) the data directory, its secret and the
@@ -200,7 +208,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	// stays within a few MiB of the pages it uses: the file is what the
 	// card holds (and backs up), a fsync'd truncate per step is cheap.
 	bdb.AllocSize = allocSize
-	d := &DB{db: bdb, secret: secret, opts: opts}
+	d := &DB{db: bdb, secret: secret, opts: opts, dir: dir}
 	if opts.ReadOnly {
 		return d, nil
 	}
@@ -217,7 +225,76 @@ func Open(dir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	if err := d.loadSeqFloor(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// SeqFloorFile, beside the database, holds a number no lower than any seq
+// the outbox has handed out. A backup put back after a corrupt database
+// rewinds the outbox's own sequence; the floor, outside the file, does not.
+const SeqFloorFile = "seq_floor"
+
+// DefaultSeqFloorStep is Options.SeqFloorStep's default.
+const DefaultSeqFloorStep = 10_000
+
+// restoredMark, beside the database, says Recover put a backup in the
+// database's place (or let it start anew): until an Open has raised the
+// outbox's sequence to the floor, the mark stays, so a crash in between
+// does not lose the raise.
+const restoredMark = "restored.mark"
+
+// loadSeqFloor reads the floor file and, on a restored database, raises
+// the outbox's sequence to it. An unreadable floor counts as none: it
+// matters only after a restore, and refusing to start over it would be
+// worse.
+func (d *DB) loadSeqFloor() error {
+	if d.opts.SeqFloorStep <= 0 {
+		d.opts.SeqFloorStep = DefaultSeqFloorStep
+	}
+	if b, err := os.ReadFile(filepath.Join(d.dir, SeqFloorFile)); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			d.floor = n
+		}
+	}
+	mark := filepath.Join(d.dir, restoredMark)
+	if _, err := os.Stat(mark); err != nil {
+		return nil
+	}
+	err := d.update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		if ob.Sequence() >= d.floor {
+			return nil
+		}
+		if err := ob.SetSequence(d.floor); err != nil {
+			return fmt.Errorf("store: raise the outbox sequence to the floor: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(mark); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return syncDir(d.dir)
+}
+
+// raiseSeqFloor makes the floor on file cover seq before seq is handed
+// out: written and synced inside the transaction that takes seq, so a
+// commit that fails leaves only a floor higher than needed.
+func (d *DB) raiseSeqFloor(seq uint64) error {
+	if seq <= d.floor {
+		return nil
+	}
+	next := seq + uint64(d.opts.SeqFloorStep)
+	if err := atomicfile.WriteFile(filepath.Join(d.dir, SeqFloorFile), []byte(strconv.FormatUint(next, 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store: seq floor: %w", err)
+	}
+	d.floor = next
+	return nil
 }
 
 // loadSecret reads the per-box secret, making it on first use. A database

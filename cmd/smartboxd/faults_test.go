@@ -170,6 +170,19 @@ func TestCorruptDatabaseRestored(t *testing.T) {
 				t.Errorf("state %s, want restored %s and %d keys", raw, tc.from, wantKeys)
 			}
 			c.mustOK("key.upsert", map[string]any{"key_id": "works", "name": "x"})
+			// The file put back is older than the one lost: no seq the
+			// lost one published may name another event now.
+			c.waitEvent("key.updated", func(e event) bool { return dataString(e, "key_id") == "works" })
+			msgs := c.events.Messages()
+			before := map[uint64]string{}
+			for _, e := range decodeEvents(msgs[:n]) {
+				before[e.Seq] = e.ID
+			}
+			for _, e := range decodeEvents(msgs[n:]) {
+				if id, ok := before[e.Seq]; ok && id != e.ID {
+					t.Fatalf("after the restore seq %d names %s (id %s); before it was id %s", e.Seq, e.Type, e.ID, id)
+				}
+			}
 			d.stop()
 			boltCheck(t, filepath.Join(data, "smartbox.db"))
 		})
