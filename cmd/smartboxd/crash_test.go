@@ -143,15 +143,19 @@ func decodeState(t testing.TB, raw []byte) stateDoc {
 	return s
 }
 
-func crashRounds(t *testing.T) int {
-	if s := os.Getenv("SMARTBOX_CRASH_ROUNDS"); s != "" {
+func crashRounds(t *testing.T) int { return envRounds(t, "SMARTBOX_CRASH_ROUNDS", 20) }
+
+// envRounds is the positive number in the environment variable name, or
+// def when it is unset.
+func envRounds(t *testing.T, name string, def int) int {
+	if s := os.Getenv(name); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			t.Fatalf("SMARTBOX_CRASH_ROUNDS=%q: want a positive number", s)
+			t.Fatalf("%s=%q: want a positive number", name, s)
 		}
 		return n
 	}
-	return 20
+	return def
 }
 
 // crashCode is an access code the test created (or tried to).

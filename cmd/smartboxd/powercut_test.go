@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,16 +28,7 @@ import (
 // on the server it runs): it checks the backing directory after a cut, or
 // runs the daemon's own db check as a child.
 
-func powerCutRounds(t *testing.T) int {
-	if s := os.Getenv("SMARTBOX_POWERCUT_ROUNDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("SMARTBOX_POWERCUT_ROUNDS=%q: want a positive number", s)
-		}
-		return n
-	}
-	return 20
-}
+func powerCutRounds(t *testing.T) int { return envRounds(t, "SMARTBOX_POWERCUT_ROUNDS", 20) }
 
 // faultMount serves a fresh backing directory at a fresh mount point; the
 // box's data dir is data under either. It skips without root or /dev/fuse.
